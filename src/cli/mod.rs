@@ -1,0 +1,63 @@
+//! The commands: parse what the user typed, call the service, print one JSON value.
+
+mod client;
+mod serve;
+mod user;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Cli, Command};
+use crate::store::{self, Store};
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.database_url, args).await,
+        Command::Client(command) => {
+            client::run(open(&cli.database_url).await?.as_ref(), command).await
+        }
+        Command::User(command) => user::run(open(&cli.database_url).await?.as_ref(), command).await,
+    }
+}
+
+async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect(database_url)
+        .await
+        .context("cannot open the database")
+}
+
+fn now() -> i64 {
+    SystemClock.now()
+}
+
+/// Prints one JSON value on stdout.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Turns a clap error into the one line CONTRACT §5 asks for: no usage block.
+pub fn one_line_usage_error(error: &clap::Error) -> String {
+    let rendered = error.to_string();
+    let text: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:"))
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    text.join(" ")
+}
+
+/// Reads the first line of standard input as a password (trailing newline removed).
+fn read_password_line() -> anyhow::Result<crate::protocol::types::Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(crate::protocol::types::Password::new(password))
+}

@@ -1,0 +1,109 @@
+//! `latchkey serve` (CONTRACT §2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, ServeArgs};
+use crate::http::{self, AppState};
+use crate::protocol::metadata::paths;
+use crate::protocol::pkce;
+use crate::service::{Latchkey, Settings, admin};
+use crate::{crypto, store};
+
+pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let bind: SocketAddr = args
+        .bind
+        .parse()
+        .map_err(|_| anyhow!("--bind must be an address such as 127.0.0.1:8080"))?;
+    if args.issuer.is_none() && bind.ip().is_unspecified() {
+        return Err(anyhow!(
+            "--issuer is required when --bind is an unspecified address"
+        ));
+    }
+    let store = store::connect(database_url)
+        .await
+        .context("cannot open the database")?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let issuer = config::issuer(&args, listener.local_addr()?).map_err(anyhow::Error::msg)?;
+    let settings = Settings {
+        code_ttl: args.code_ttl.as_secs() as i64,
+        access_token_ttl: args.access_token_ttl.as_secs() as i64,
+        refresh_token_ttl: args.refresh_token_ttl.as_secs() as i64,
+        ..Settings::new(issuer)
+    };
+    let clock = Arc::new(SystemClock);
+    let svc = Arc::new(
+        Latchkey::new(store, clock.clone(), settings)
+            .await
+            .context("cannot load the signing keys")?,
+    );
+    tokio::task::spawn_blocking(crypto::warm_up);
+    if args.demo {
+        let demo =
+            admin::ensure_demo(svc.store.as_ref(), &svc.settings.issuer, clock.now()).await?;
+        print_demo(&svc.settings.issuer, &demo);
+    }
+    tracing::info!(issuer = %svc.settings.issuer, address = %listener.local_addr()?, "latchkey is listening");
+    let app = http::router(AppState::new(svc), args.demo);
+    http::serve(listener, app, shutdown_signal(), args.shutdown_grace).await?;
+    tracing::info!("latchkey stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: stop accepting, let in-flight requests finish (CONTRACT §2).
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
+
+/// Prints, on the terminal only, how to walk through the flow with the demo client.
+fn print_demo(issuer: &str, demo: &admin::Demo) {
+    let verifier = crypto::random_token();
+    let state = &crypto::random_token()[..12];
+    let mut url =
+        url::Url::parse(&format!("{issuer}{}", paths::AUTHORIZE)).expect("issuer is a URL");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", admin::DEMO_CLIENT_ID)
+        .append_pair("redirect_uri", &demo.redirect_uri)
+        .append_pair("scope", admin::DEFAULT_SCOPES)
+        .append_pair("state", state)
+        .append_pair("code_challenge", &pkce::s256_challenge(&verifier))
+        .append_pair("code_challenge_method", "S256");
+    println!(
+        "\nLatchkey demo\n\n1. Open this URL in a browser:\n\n   {url}\n\n2. Sign in as  {user} / {password}  and allow access.\n\n\
+         3. The page shows the code. Exchange it (codes live 60 s by default):\n\n   \
+         curl -s -u '{client}:{secret}' -d grant_type=authorization_code -d code=PASTE_CODE \\\n     \
+         --data-urlencode 'redirect_uri={redirect}' -d code_verifier={verifier} {issuer}{token}\n\n\
+         4. Call userinfo with the access token:\n\n   curl -s -H 'Authorization: Bearer PASTE_TOKEN' {issuer}{userinfo}\n\n\
+         The client secret and password are new on every start of --demo.\n",
+        user = admin::DEMO_USERNAME,
+        password = demo.password.expose(),
+        client = admin::DEMO_CLIENT_ID,
+        secret = demo.client_secret.expose(),
+        redirect = demo.redirect_uri,
+        token = paths::TOKEN,
+        userinfo = paths::USERINFO,
+    );
+}

@@ -1,0 +1,184 @@
+//! Command line and environment: clap structs whose doc comments are the `--help` text. Every
+//! flag of `serve` also reads `LATCHKEY_<FLAG>` (CONTRACT §2).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Latchkey: an OAuth 2.0 authorization server with its own login and consent pages.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version)]
+pub struct Cli {
+    /// Database: sqlite://PATH (embedded, created on first use) or postgres://...
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        global = true,
+        default_value = "sqlite://latchkey.db"
+    )]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server.
+    Serve(ServeArgs),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage users of the login page.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LATCHKEY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Issuer URL (RFC 8414); defaults to http://<bind>. Required when --bind is 0.0.0.0 or [::].
+    #[arg(long, env = "LATCHKEY_ISSUER")]
+    pub issuer: Option<String>,
+    /// Authorization code lifetime, at most 10m.
+    #[arg(long, env = "LATCHKEY_CODE_TTL", default_value = "60s", value_parser = parse_code_ttl)]
+    pub code_ttl: Duration,
+    /// Access token lifetime.
+    #[arg(long, env = "LATCHKEY_ACCESS_TOKEN_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub access_token_ttl: Duration,
+    /// Absolute lifetime of a refresh-token family.
+    #[arg(long, env = "LATCHKEY_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub refresh_token_ttl: Duration,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Create (once) a demo user and a demo client and print how to use them.
+    #[arg(long, env = "LATCHKEY_DEMO")]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its client_id and, once, its client_secret.
+    Create(ClientCreateArgs),
+    /// List clients as a JSON array.
+    List,
+    /// Show one client (never its secret).
+    Show { id: String },
+    /// Delete a client and everything issued to it.
+    Delete { id: String },
+    /// Issue a new client secret; the old one stops working at once.
+    RotateSecret { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreateArgs {
+    /// Name shown to users on the consent page.
+    #[arg(long)]
+    pub name: String,
+    /// A redirect URI, compared byte for byte; repeat for several.
+    #[arg(long = "redirect-uri", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// A public client (no secret; native or browser app; PKCE required).
+    #[arg(long)]
+    pub public: bool,
+    /// Scopes the client may request, space-separated.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The `aud` of its access tokens (default: the issuer).
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Access-token signing algorithm.
+    #[arg(long, default_value = "ES256")]
+    pub access_token_alg: String,
+    /// Let this confidential client omit PKCE. Weaker: RFC 9700 §2.1.1 recommends PKCE for all.
+    #[arg(long)]
+    pub allow_no_pkce: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Create(UserCreateArgs),
+    /// List users as a JSON array.
+    List,
+    /// Set a user's password from the first line of standard input; ends their sessions.
+    SetPassword { username: String },
+    /// Disable a user: no more logins, sessions ended, grants revoked.
+    Disable { username: String },
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Full name.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Durations as `30s`, `10m`, `12h`, `30d`, or combinations such as `1h30m` (CONTRACT §5).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(raw)
+        .map_err(|e| format!("{e} (use forms such as 30s, 10m, 12h, 30d)"))?;
+    if duration.is_zero() {
+        return Err("a duration must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED." Longer
+/// is refused, never clamped.
+pub fn parse_code_ttl(raw: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(raw)?;
+    if ttl > Duration::from_secs(600) {
+        return Err("the authorization code lifetime may not exceed 10m".to_owned());
+    }
+    Ok(ttl)
+}
+
+/// The issuer: an absolute http(s) URL without query or fragment (RFC 8414 §2), defaulting to
+/// `http://<bind>`, which an unspecified address cannot be.
+pub fn issuer(args: &ServeArgs, bound: std::net::SocketAddr) -> Result<String, String> {
+    let raw = match &args.issuer {
+        Some(issuer) => issuer.clone(),
+        None if bound.ip().is_unspecified() => {
+            return Err("--issuer is required when --bind is an unspecified address".to_owned());
+        }
+        None => format!("http://{bound}"),
+    };
+    let url =
+        url::Url::parse(&raw).map_err(|_| format!("--issuer is not an absolute URL: {raw}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err("--issuer must be an http(s) URL without query or fragment".to_owned());
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_the_contract_forms() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn code_ttl_above_ten_minutes_is_refused_not_clamped() {
+        assert_eq!(parse_code_ttl("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_code_ttl("11m").is_err());
+        assert!(parse_code_ttl("10m1s").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! The one place where failures become status codes (STYLE rule 5). Internal causes are logged
+//! once here, inside the request's span, and answered with a fixed text.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::pages::{ErrorPage, render};
+use crate::protocol::error::{BearerError, ErrorCode, TokenError};
+use crate::service::InternalError;
+use crate::service::authorize::FlowError;
+use crate::service::resource::ResourceFailure;
+use crate::service::token::TokenFailure;
+use crate::store::StoreError;
+
+/// A failed request, by how it is answered.
+#[derive(Debug)]
+pub enum HttpError {
+    /// An HTML error page, never a redirect (RFC 6749 §4.1.2.1).
+    Page {
+        status: StatusCode,
+        title: &'static str,
+        message: String,
+    },
+    /// RFC 6749 §5.2 JSON error.
+    Token(TokenError),
+    /// RFC 6750 §3 bearer challenge.
+    Bearer(BearerError),
+    /// Storage is unreachable: 503, never a fake success (checklist item 73).
+    Unavailable { html: bool },
+    /// Anything else unexpected: 500 with a fixed text.
+    Internal { html: bool },
+}
+
+impl HttpError {
+    fn internal(error: InternalError, html: bool) -> Self {
+        tracing::error!(error = %error, "request failed");
+        match error {
+            InternalError::Store(StoreError::Database(_)) => HttpError::Unavailable { html },
+            _ => HttpError::Internal { html },
+        }
+    }
+}
+
+impl From<FlowError> for HttpError {
+    fn from(error: FlowError) -> Self {
+        match error {
+            FlowError::Untrusted(cause) => HttpError::Page {
+                status: StatusCode::BAD_REQUEST,
+                title: "This request cannot be completed",
+                message: format!(
+                    "{cause} The application that sent you here is misconfigured, so you were not sent back to it."
+                ),
+            },
+            FlowError::UnknownFlow => HttpError::Page {
+                status: StatusCode::BAD_REQUEST,
+                title: "This sign-in request is no longer valid",
+                message: error.to_string(),
+            },
+            FlowError::Forbidden => HttpError::Page {
+                status: StatusCode::FORBIDDEN,
+                title: "The form could not be verified",
+                message: error.to_string(),
+            },
+            FlowError::Internal(e) => HttpError::internal(e, true),
+        }
+    }
+}
+
+impl From<TokenFailure> for HttpError {
+    fn from(failure: TokenFailure) -> Self {
+        match failure {
+            TokenFailure::Protocol(e) => HttpError::Token(e),
+            TokenFailure::Internal(e) => HttpError::internal(e, false),
+        }
+    }
+}
+
+impl From<TokenError> for HttpError {
+    fn from(error: TokenError) -> Self {
+        HttpError::Token(error)
+    }
+}
+
+impl From<ResourceFailure> for HttpError {
+    fn from(failure: ResourceFailure) -> Self {
+        match failure {
+            ResourceFailure::Bearer(e) => HttpError::Bearer(e),
+            ResourceFailure::Store(e) => HttpError::internal(e.into(), false),
+        }
+    }
+}
+
+fn json_error(status: StatusCode, code: ErrorCode, description: &str) -> Response {
+    let body = json!({ "error": code.as_str(), "error_description": description });
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        match self {
+            HttpError::Page {
+                status,
+                title,
+                message,
+            } => render(
+                status,
+                &ErrorPage {
+                    title,
+                    message: &message,
+                    request_id: None,
+                },
+            ),
+            HttpError::Token(error) => {
+                let code = error.code();
+                let status = if code == ErrorCode::InvalidClient {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                let mut response = json_error(status, code, &error.to_string());
+                if code == ErrorCode::InvalidClient {
+                    // RFC 6749 §5.2: 401 "MUST include the WWW-Authenticate response header field
+                    // matching the authentication scheme used by the client"; Basic is offered
+                    // even when the client used the body, so it can retry with the header.
+                    let challenge = if error.is_basic_challenge() {
+                        "Basic realm=\"latchkey\""
+                    } else {
+                        "Basic realm=\"latchkey\", error=\"invalid_client\""
+                    };
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    );
+                }
+                response
+            }
+            HttpError::Bearer(error) => bearer_challenge(error),
+            HttpError::Unavailable { html: true } | HttpError::Internal { html: true } => render(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &ErrorPage {
+                    title: "Something went wrong",
+                    message: "Please try again in a moment.",
+                    request_id: None,
+                },
+            ),
+            HttpError::Unavailable { html: false } => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TemporarilyUnavailable,
+                "The server cannot reach its storage; try again.",
+            ),
+            HttpError::Internal { html: false } => json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::ServerError,
+                "Internal server error.",
+            ),
+        }
+    }
+}
+
+/// RFC 6750 §3: a missing token gets a bare challenge; an invalid one `invalid_token` (401);
+/// a token without the needed scope `insufficient_scope` (403).
+fn bearer_challenge(error: BearerError) -> Response {
+    let (status, challenge) = match error {
+        BearerError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"latchkey\"".to_owned()),
+        BearerError::InvalidToken => (
+            StatusCode::UNAUTHORIZED,
+            format!("Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{error}\""),
+        ),
+        BearerError::InsufficientScope => (
+            StatusCode::FORBIDDEN,
+            "Bearer realm=\"latchkey\", error=\"insufficient_scope\", scope=\"openid profile email\"".to_owned(),
+        ),
+        BearerError::InvalidRequest => (StatusCode::BAD_REQUEST, "Bearer realm=\"latchkey\", error=\"invalid_request\"".to_owned()),
+    };
+    let code = match error {
+        BearerError::Missing | BearerError::InvalidToken => ErrorCode::InvalidToken,
+        BearerError::InsufficientScope => ErrorCode::InsufficientScope,
+        BearerError::InvalidRequest => ErrorCode::InvalidRequest,
+    };
+    let mut response = json_error(status, code, &error.to_string());
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

@@ -1,0 +1,159 @@
+//! HTTP adapters: extract, call one service function, map the outcome. Routes, shared state,
+//! middleware and graceful shutdown live here.
+
+mod authorize;
+mod error;
+mod extract;
+mod metadata;
+mod pages;
+mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::protocol::metadata::paths;
+use crate::service::Latchkey;
+pub use extract::CookiePolicy;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub svc: Arc<Latchkey>,
+    pub cookies: CookiePolicy,
+    /// `scheme://host[:port]` of the issuer, for the same-origin check of form posts.
+    pub issuer_origin: String,
+}
+
+impl AppState {
+    pub fn new(svc: Arc<Latchkey>) -> Self {
+        let issuer_origin = url::Url::parse(&svc.settings.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let cookies = CookiePolicy {
+            secure: svc.settings.secure_cookies(),
+        };
+        AppState {
+            svc,
+            cookies,
+            issuer_origin,
+        }
+    }
+}
+
+/// Form bodies are small; anything larger is refused before parsing (checklist item 64).
+const BODY_LIMIT: usize = 64 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The route table. `demo` mounts the demo client's callback page.
+pub fn router(state: AppState, demo: bool) -> Router {
+    let pages = Router::new()
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(
+            paths::LOGIN,
+            get(authorize::login_page).post(authorize::login_submit),
+        )
+        .route(
+            paths::CONSENT,
+            get(authorize::consent_page).post(authorize::consent_submit),
+        )
+        .layer(middleware::map_response(authorize::with_page_headers));
+    let api = Router::new()
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::INTROSPECT, post(token::introspect))
+        .route(paths::REVOKE, post(token::revoke))
+        .route(
+            paths::USERINFO,
+            get(token::userinfo_get).post(token::userinfo_post),
+        )
+        .layer(middleware::map_response(
+            |mut response: Response| async move {
+                // RFC 6749 §5.1: "Cache-Control: no-store" and "Pragma: no-cache" on every answer.
+                let headers = response.headers_mut();
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+                response
+            },
+        ));
+    let mut router = Router::new()
+        .merge(pages)
+        .merge(api)
+        .route(paths::METADATA, get(metadata::metadata))
+        .route(paths::JWKS, get(metadata::jwks))
+        .route(paths::STYLESHEET, get(metadata::stylesheet));
+    if demo {
+        router = router.route(
+            paths::DEMO_CALLBACK,
+            get(metadata::demo_callback)
+                .layer(middleware::map_response(authorize::with_page_headers)),
+        );
+    }
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(common_headers))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            // The path only: queries may hold values that belong to the user.
+            let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .with_state(state)
+}
+
+async fn common_headers(request: Request<axum::body::Body>, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for up to `grace`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.unwrap_or(Ok(())),
+        _ = stopping_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.unwrap_or(Ok(())),
+        Err(_) => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "in-flight requests did not finish in time"
+            );
+            Ok(())
+        }
+    }
+}

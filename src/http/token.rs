@@ -1,0 +1,139 @@
+//! Back-channel handlers: token (RFC 6749 §3.2), introspection (RFC 7662), revocation
+//! (RFC 7009) and userinfo (a protected resource, RFC 6750).
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::error::HttpError;
+use super::extract::{FormParams, authorization, bearer_token};
+use crate::protocol::client_auth::{self, ClientCredentials};
+use crate::protocol::error::{BearerError, TokenError};
+use crate::protocol::params::Params;
+use crate::protocol::token::TokenRequest;
+use crate::protocol::types::Client;
+use crate::service::{resource, token};
+
+/// `POST /token`.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    let client = authenticate(
+        &state,
+        &headers,
+        query.as_deref(),
+        &mut params,
+        Callers::Any,
+    )
+    .await?;
+    let request = TokenRequest::parse(&mut params)?;
+    let issued = token::issue(&state.svc, &client, request).await?;
+    let mut body = json!({
+        "access_token": issued.access_token.expose(),
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope.to_string(),
+    });
+    if let Some(refresh_token) = &issued.refresh_token {
+        body["refresh_token"] = refresh_token.expose().into();
+    }
+    Ok(Json(body).into_response())
+}
+
+/// `POST /introspect` (RFC 7662 §2.1), for authenticated confidential clients.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    let client = authenticate(
+        &state,
+        &headers,
+        query.as_deref(),
+        &mut params,
+        Callers::Confidential,
+    )
+    .await?;
+    let token = params.take("token").ok_or(TokenError::MissingParameter)?;
+    let answer = resource::introspect(&state.svc, &client, &token).await?;
+    Ok(Json(answer).into_response())
+}
+
+/// `POST /revoke` (RFC 7009 §2.1): 200 for anything the client may revoke or that is unknown.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    let client = authenticate(
+        &state,
+        &headers,
+        query.as_deref(),
+        &mut params,
+        Callers::Confidential,
+    )
+    .await?;
+    let token = params.take("token").ok_or(TokenError::MissingParameter)?;
+    resource::revoke(&state.svc, &client, &token).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// `GET /userinfo` with `Authorization: Bearer`.
+pub async fn userinfo_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let bearer = bearer_token(&headers).ok_or(HttpError::Bearer(BearerError::Missing))?;
+    Ok(Json(resource::userinfo(&state.svc, bearer).await?).into_response())
+}
+
+/// `POST /userinfo`: the header, or `access_token` in a form body (RFC 6750 §2.2), not both.
+pub async fn userinfo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, HttpError> {
+    let params = Params::parse(&body);
+    let bearer = match (bearer_token(&headers), params.get("access_token")) {
+        (Some(_), Some(_)) => return Err(HttpError::Bearer(BearerError::InvalidRequest)),
+        (Some(token), None) | (None, Some(token)) => token,
+        (None, None) => return Err(HttpError::Bearer(BearerError::Missing)),
+    };
+    Ok(Json(resource::userinfo(&state.svc, bearer).await?).into_response())
+}
+
+/// Which clients an endpoint serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Callers {
+    /// The token endpoint: confidential clients, and public ones by `client_id` alone.
+    Any,
+    /// Introspection and revocation require a confidential client's credentials (RFC 7662 §2.1).
+    Confidential,
+}
+
+/// RFC 6749 §2.3.1: credentials "MUST NOT be included in the request URI".
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    params: &mut Params,
+    callers: Callers,
+) -> Result<Client, HttpError> {
+    let query = Params::parse(query.unwrap_or_default().as_bytes());
+    if query.get("client_secret").is_some() {
+        return Err(TokenError::CredentialsInQuery.into());
+    }
+    let credentials = client_auth::parse(authorization(headers), params)?;
+    if callers == Callers::Confidential && matches!(credentials, ClientCredentials::Public { .. }) {
+        return Err(TokenError::ClientAuthFailed.into());
+    }
+    Ok(token::authenticate(&state.svc, &credentials).await?)
+}

@@ -1,0 +1,195 @@
+//! The wire vocabulary of OAuth errors, and the fine-grained causes that map onto it.
+//!
+//! Causes are precise so logs and tests can tell them apart; the client only ever sees the
+//! small RFC vocabulary and a fixed ASCII description that echoes no input.
+
+/// Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1 and OIDC Core §3.1.2.6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnauthorizedClient,
+    AccessDenied,
+    UnsupportedResponseType,
+    InvalidScope,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidClient,
+    InvalidGrant,
+    UnsupportedGrantType,
+    UnsupportedTokenType,
+    InvalidToken,
+    InsufficientScope,
+    LoginRequired,
+    ConsentRequired,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+        }
+    }
+}
+
+/// Why an authorization request cannot even be answered by redirect: the client or the
+/// redirect URI is not trustworthy (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2). The user sees an
+/// HTML error page with status 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UntrustedRequest {
+    #[error("The request does not name a client (client_id is missing).")]
+    MissingClientId,
+    #[error("The request names a client that is not registered here.")]
+    UnknownClient,
+    #[error("The request repeats client_id or redirect_uri.")]
+    RepeatedClientOrRedirect,
+    #[error("The request has no redirect_uri; Latchkey always requires one.")]
+    MissingRedirectUri,
+    #[error("The redirect_uri is not registered for this client (it must match byte for byte).")]
+    UnregisteredRedirectUri,
+}
+
+/// Why an authorization request is refused once client and redirect URI are known to be good:
+/// these are answered by redirect to the client (RFC 6749 §4.1.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizeError {
+    #[error("A parameter is repeated.")]
+    RepeatedParameter,
+    #[error("response_type is missing.")]
+    MissingResponseType,
+    #[error("Only response_type=code is supported.")]
+    UnsupportedResponseType,
+    #[error("Only response_mode=query is supported.")]
+    UnsupportedResponseMode,
+    #[error("The client is not allowed the authorization_code grant.")]
+    GrantNotAllowed,
+    #[error("The scope is malformed.")]
+    MalformedScope,
+    #[error("The client may not request one of the scopes.")]
+    ScopeNotAllowed,
+    #[error("No scope was requested and the client has no default scope.")]
+    EmptyScope,
+    #[error("PKCE is required: send code_challenge with code_challenge_method=S256.")]
+    PkceRequired,
+    #[error("Only code_challenge_method=S256 is supported.")]
+    UnsupportedChallengeMethod,
+    #[error("code_challenge must be 43 characters of base64url (S256).")]
+    MalformedChallenge,
+    #[error("The prompt parameter is not understood.")]
+    InvalidPrompt,
+    #[error("The user denied the request.")]
+    AccessDenied,
+    #[error("The user must log in.")]
+    LoginRequired,
+    #[error("The user must give consent.")]
+    ConsentRequired,
+}
+
+impl AuthorizeError {
+    pub fn code(self) -> ErrorCode {
+        use AuthorizeError::*;
+        match self {
+            RepeatedParameter
+            | MissingResponseType
+            | UnsupportedResponseMode
+            | PkceRequired
+            | UnsupportedChallengeMethod
+            | MalformedChallenge
+            | InvalidPrompt => ErrorCode::InvalidRequest,
+            UnsupportedResponseType => ErrorCode::UnsupportedResponseType,
+            GrantNotAllowed => ErrorCode::UnauthorizedClient,
+            MalformedScope | ScopeNotAllowed | EmptyScope => ErrorCode::InvalidScope,
+            AccessDenied => ErrorCode::AccessDenied,
+            LoginRequired => ErrorCode::LoginRequired,
+            ConsentRequired => ErrorCode::ConsentRequired,
+        }
+    }
+}
+
+/// Why a token request fails (RFC 6749 §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("A parameter is repeated.")]
+    RepeatedParameter,
+    #[error("A required parameter is missing.")]
+    MissingParameter,
+    #[error("The request must be an application/x-www-form-urlencoded POST.")]
+    WrongContentType,
+    #[error("Only one client authentication method may be used per request.")]
+    MultipleAuthMethods,
+    #[error("Client credentials are not accepted in the URL query.")]
+    CredentialsInQuery,
+    #[error("Client authentication failed.")]
+    ClientAuthFailed,
+    #[error("Client authentication failed.")]
+    BasicAuthFailed,
+    #[error("The grant_type is not supported.")]
+    UnsupportedGrantType,
+    #[error("The client is not allowed this grant type.")]
+    GrantNotAllowed,
+    #[error("The authorization code is invalid, expired or already used.")]
+    InvalidCode,
+    #[error("The authorization code was already used; tokens issued from it are revoked.")]
+    CodeReplayed,
+    #[error("The authorization code was issued to another client.")]
+    CodeClientMismatch,
+    #[error("redirect_uri does not match the authorization request.")]
+    RedirectUriMismatch,
+    #[error("The PKCE code_verifier is missing or does not match the code_challenge.")]
+    PkceMismatch,
+    #[error("The refresh token is invalid, expired or revoked.")]
+    InvalidRefreshToken,
+    #[error("The refresh token was already used; its whole family is revoked.")]
+    RefreshReplayed,
+    #[error("The requested scope exceeds the scope originally granted.")]
+    ScopeWidened,
+    #[error("The scope is malformed.")]
+    MalformedScope,
+}
+
+impl TokenError {
+    pub fn code(self) -> ErrorCode {
+        use TokenError::*;
+        match self {
+            RepeatedParameter | MissingParameter | WrongContentType | MultipleAuthMethods
+            | CredentialsInQuery => ErrorCode::InvalidRequest,
+            ClientAuthFailed | BasicAuthFailed => ErrorCode::InvalidClient,
+            UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            GrantNotAllowed => ErrorCode::UnauthorizedClient,
+            InvalidCode | CodeReplayed | CodeClientMismatch | RedirectUriMismatch
+            | PkceMismatch | InvalidRefreshToken | RefreshReplayed => ErrorCode::InvalidGrant,
+            ScopeWidened | MalformedScope => ErrorCode::InvalidScope,
+        }
+    }
+
+    /// RFC 6749 §5.2: a failed Basic authentication answers 401 with `WWW-Authenticate`.
+    pub fn is_basic_challenge(self) -> bool {
+        self == TokenError::BasicAuthFailed
+    }
+}
+
+/// Why a bearer token is refused at a protected resource (RFC 6750 §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    #[error("No bearer token was sent in the Authorization header.")]
+    Missing,
+    #[error("The access token is invalid, expired or revoked.")]
+    InvalidToken,
+    #[error("The access token does not carry a scope this resource needs.")]
+    InsufficientScope,
+    #[error("The request sent the access token in more than one place.")]
+    InvalidRequest,
+}

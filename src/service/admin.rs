@@ -1,0 +1,286 @@
+//! Administration of clients and users, shared by the CLI. Every input is checked before
+//! anything is written, so bad input changes nothing (CONTRACT §3).
+
+use crate::crypto::{self, token_hash};
+use crate::protocol::redirect_uri;
+use crate::protocol::types::{Client, ClientSecret, GrantType, Password, Scopes, SigningAlg};
+use crate::store::{ClientRecord, Store, StoreError, UserRecord};
+
+/// Why an administrative command is refused. The message is the one line the CLI prints.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] crypto::HashError),
+}
+
+/// The default scopes of a new client (CONTRACT §3).
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
+/// What `client create` asks for.
+#[derive(Debug)]
+pub struct NewClient {
+    /// A fixed id, for the demo client; otherwise a random one is generated.
+    pub id: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub access_token_alg: SigningAlg,
+    /// Opting a confidential client out of PKCE is weaker (RFC 9700 §2.1.1) and explicit.
+    pub allow_no_pkce: bool,
+}
+
+/// A created client and, for a confidential one, its secret: shown once, stored as a digest.
+#[derive(Debug)]
+pub struct CreatedClient {
+    pub client: Client,
+    pub secret: Option<ClientSecret>,
+}
+
+pub async fn create_client(
+    store: &dyn Store,
+    new: NewClient,
+    now: i64,
+) -> Result<CreatedClient, AdminError> {
+    let invalid = |msg: &str| AdminError::Invalid(msg.to_owned());
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(invalid("client name must be non-empty text"));
+    }
+    if new.redirect_uris.is_empty() {
+        return Err(invalid("at least one --redirect-uri is required"));
+    }
+    for uri in &new.redirect_uris {
+        redirect_uri::validate_registration(uri, new.public)
+            .map_err(|e| AdminError::Invalid(format!("{e}: {uri}")))?;
+    }
+    let scopes = Scopes::parse(new.scope.as_deref().unwrap_or(DEFAULT_SCOPES))
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    if scopes.is_empty() {
+        return Err(invalid("--scope must name at least one scope"));
+    }
+    if let Some(audience) = &new.audience {
+        if url::Url::parse(audience).is_err() {
+            return Err(invalid("--audience must be an absolute URI"));
+        }
+    }
+    if new.access_token_alg != SigningAlg::ES256 {
+        return Err(invalid(
+            "only ES256 access tokens are available in this build",
+        ));
+    }
+    if new.public && new.allow_no_pkce {
+        return Err(invalid("public clients must use PKCE"));
+    }
+    let secret = (!new.public).then(|| ClientSecret::new(crypto::random_token()));
+    let client = Client {
+        id: new
+            .id
+            .unwrap_or_else(|| crypto::random_token()[..22].to_owned()),
+        name: name.to_owned(),
+        public: new.public,
+        redirect_uris: new.redirect_uris,
+        scopes,
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        require_pkce: !new.allow_no_pkce,
+        access_token_alg: new.access_token_alg,
+        audience: new.audience,
+        created_at: now,
+    };
+    let record = ClientRecord {
+        client: client.clone(),
+        secret_hash: secret.as_ref().map(|s| token_hash(s.expose())),
+    };
+    store.insert_client(&record).await?;
+    tracing::info!(target: "audit", event = "client_created", client_id = %client.id);
+    Ok(CreatedClient { client, secret })
+}
+
+pub async fn client(store: &dyn Store, id: &str) -> Result<Client, AdminError> {
+    store
+        .client(id)
+        .await?
+        .map(|r| r.client)
+        .ok_or_else(|| unknown_client(id))
+}
+
+pub async fn delete_client(store: &dyn Store, id: &str) -> Result<(), AdminError> {
+    if !store.delete_client(id).await? {
+        return Err(unknown_client(id));
+    }
+    tracing::info!(target: "audit", event = "client_deleted", client_id = %id);
+    Ok(())
+}
+
+/// Issues a new secret for a confidential client; the old one stops working at once.
+pub async fn rotate_secret(store: &dyn Store, id: &str) -> Result<ClientSecret, AdminError> {
+    let record = store.client(id).await?.ok_or_else(|| unknown_client(id))?;
+    if record.client.public {
+        return Err(AdminError::Invalid(format!(
+            "client {id} is public and has no secret"
+        )));
+    }
+    let secret = ClientSecret::new(crypto::random_token());
+    if !store
+        .set_client_secret(id, &token_hash(secret.expose()))
+        .await?
+    {
+        return Err(unknown_client(id));
+    }
+    tracing::info!(target: "audit", event = "client_secret_rotated", client_id = %id);
+    Ok(secret)
+}
+
+/// What `user create` asks for.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password: Password,
+}
+
+pub async fn create_user(
+    store: &dyn Store,
+    new: NewUser,
+    now: i64,
+) -> Result<UserRecord, AdminError> {
+    let username = new.username.trim();
+    if username.is_empty() || username.len() > 255 || username.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "username must be 1 to 255 characters of text".to_owned(),
+        ));
+    }
+    if new
+        .email
+        .as_deref()
+        .is_some_and(|e| !e.contains('@') || e.chars().any(char::is_whitespace))
+    {
+        return Err(AdminError::Invalid(
+            "email must be an address such as name@example.com".to_owned(),
+        ));
+    }
+    check_password(&new.password)?;
+    if store.user_by_username(username).await?.is_some() {
+        return Err(AdminError::Invalid(format!(
+            "username {username} already exists"
+        )));
+    }
+    let user = UserRecord {
+        id: crypto::random_uuid(),
+        username: username.to_owned(),
+        email: new.email,
+        name: new.name.filter(|n| !n.trim().is_empty()),
+        password_hash: crypto::hash_password(new.password).await?,
+        disabled: false,
+        created_at: now,
+    };
+    store.insert_user(&user).await.map_err(|e| match e {
+        StoreError::Conflict(_) => {
+            AdminError::Invalid(format!("username {username} already exists"))
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(target: "audit", event = "user_created", sub = %user.id);
+    Ok(user)
+}
+
+/// Sets a new password; the user's sessions end and their grants are revoked.
+pub async fn set_password(
+    store: &dyn Store,
+    username: &str,
+    password: Password,
+    now: i64,
+) -> Result<(), AdminError> {
+    check_password(&password)?;
+    if store.user_by_username(username).await?.is_none() {
+        return Err(unknown_user(username));
+    }
+    let hash = crypto::hash_password(password).await?;
+    if !store.set_password(username, &hash, now).await? {
+        return Err(unknown_user(username));
+    }
+    tracing::info!(target: "audit", event = "user_password_set", username = %username);
+    Ok(())
+}
+
+/// Disables a user: no more logins, sessions ended, grants revoked (CONTRACT §5).
+pub async fn disable_user(store: &dyn Store, username: &str, now: i64) -> Result<(), AdminError> {
+    if !store.disable_user(username, now).await? {
+        return Err(unknown_user(username));
+    }
+    tracing::info!(target: "audit", event = "user_disabled", username = %username);
+    Ok(())
+}
+
+fn check_password(password: &Password) -> Result<(), AdminError> {
+    if password.expose().is_empty() {
+        return Err(AdminError::Invalid("password must not be empty".to_owned()));
+    }
+    Ok(())
+}
+
+fn unknown_client(id: &str) -> AdminError {
+    AdminError::NotFound(format!("unknown client id: {id}"))
+}
+
+fn unknown_user(username: &str) -> AdminError {
+    AdminError::NotFound(format!("unknown user: {username}"))
+}
+
+/// The demo client's fixed id.
+pub const DEMO_CLIENT_ID: &str = "latchkey-demo";
+/// The demo user's username.
+pub const DEMO_USERNAME: &str = "demo";
+
+/// What `serve --demo` prints: fresh credentials for the demo client and user.
+#[derive(Debug)]
+pub struct Demo {
+    pub client_secret: ClientSecret,
+    pub password: Password,
+    pub redirect_uri: String,
+}
+
+/// Creates the demo client and user once; on every start gives both fresh credentials, since
+/// only digests of the old ones are kept and they cannot be printed again.
+pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<Demo, AdminError> {
+    let redirect_uri = format!("{issuer}/demo/callback");
+    if store.client(DEMO_CLIENT_ID).await?.is_none() {
+        let new = NewClient {
+            id: Some(DEMO_CLIENT_ID.to_owned()),
+            name: "Latchkey demo app".to_owned(),
+            redirect_uris: vec![redirect_uri.clone()],
+            public: false,
+            scope: None,
+            audience: None,
+            access_token_alg: SigningAlg::ES256,
+            allow_no_pkce: false,
+        };
+        create_client(store, new, now).await?;
+    }
+    let client_secret = rotate_secret(store, DEMO_CLIENT_ID).await?;
+    let password = crypto::random_token()[..16].to_owned();
+    if store.user_by_username(DEMO_USERNAME).await?.is_none() {
+        let new = NewUser {
+            username: DEMO_USERNAME.to_owned(),
+            email: Some("demo@example.com".to_owned()),
+            name: Some("Demo User".to_owned()),
+            password: Password::new(password.clone()),
+        };
+        create_user(store, new, now).await?;
+    } else {
+        set_password(store, DEMO_USERNAME, Password::new(password.clone()), now).await?;
+    }
+    Ok(Demo {
+        client_secret,
+        password: Password::new(password),
+        redirect_uri,
+    })
+}

@@ -1,0 +1,95 @@
+//! Use cases: each public function is one step of an endpoint, built from the protocol rules,
+//! one store call where state changes, the clock and the keys.
+
+pub mod admin;
+pub mod authorize;
+pub mod keys;
+pub mod resource;
+pub mod token;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+use keys::{KeyError, KeyRing};
+
+/// Lifetimes and identity of one Latchkey deployment, fixed at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The issuer URL (RFC 8414 §2), without a trailing slash.
+    pub issuer: String,
+    /// Authorization code lifetime in seconds (at most 600, RFC 6749 §4.1.2).
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    /// Absolute lifetime of a refresh-token family.
+    pub refresh_token_ttl: i64,
+    /// Absolute lifetime of a login session.
+    pub session_ttl: i64,
+    /// A session unused this long ends.
+    pub session_idle_ttl: i64,
+    /// How long a started authorization request waits for login and consent.
+    pub pending_ttl: i64,
+}
+
+impl Settings {
+    /// Defaults for everything but the issuer: codes 60 s, access tokens 10 min, refresh
+    /// families 30 days, sessions 12 h (1 h idle), pending requests 30 min.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Settings {
+            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            code_ttl: 60,
+            access_token_ttl: 600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            session_ttl: 12 * 3600,
+            session_idle_ttl: 3600,
+            pending_ttl: 30 * 60,
+        }
+    }
+
+    /// Cookies get `Secure` and the `__Host-` prefix when the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+/// Everything a request needs: store, clock, keys and settings.
+pub struct Latchkey {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyRing,
+    pub settings: Settings,
+}
+
+impl Latchkey {
+    /// Loads (or creates on first start) the signing keys and assembles the service.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self, KeyError> {
+        let keys = KeyRing::load_or_create(store.as_ref(), clock.now()).await?;
+        Ok(Latchkey {
+            store,
+            clock,
+            keys,
+            settings,
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// An unexpected failure below the protocol: answered with a fixed 500 text, logged once.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("signing failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+    #[error("password hashing failed")]
+    Hash(#[from] crate::crypto::HashError),
+}

@@ -1,0 +1,185 @@
+//! Where issued tokens are used and checked: userinfo (a protected resource, RFC 6750),
+//! introspection (RFC 7662) and revocation (RFC 7009).
+
+use serde::Serialize;
+
+use super::Latchkey;
+use super::token::TokenFailure;
+use crate::crypto::token_hash;
+use crate::protocol::access_token::{self, AccessTokenClaims};
+use crate::protocol::error::BearerError;
+use crate::protocol::token::RefreshGrant;
+use crate::protocol::types::{Client, Scopes};
+use crate::store::StoreError;
+
+/// A refused bearer request, or a storage failure (which never counts as "valid").
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceFailure {
+    #[error(transparent)]
+    Bearer(#[from] BearerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The userinfo response (CONTRACT §4): `sub` and the claims the granted scopes allow.
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Scopes that entitle a token to the userinfo endpoint.
+const USERINFO_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// Validates an access token as a resource server must (RFC 9068 §4, RFC 6750 §3.1), including
+/// that its grant has not been revoked since, and returns the user's claims.
+pub async fn userinfo(svc: &Latchkey, bearer: &str) -> Result<UserInfo, ResourceFailure> {
+    let now = svc.now();
+    let issuer = &svc.settings.issuer;
+    let claims = access_token::verify(bearer, issuer, Some(issuer), now, |kid| svc.keys.find(kid))
+        .map_err(|_| BearerError::InvalidToken)?;
+    if live_grant(svc, &claims).await?.is_none() {
+        return Err(BearerError::InvalidToken.into());
+    }
+    let scope = Scopes::parse(&claims.scope).map_err(|_| BearerError::InvalidToken)?;
+    if !USERINFO_SCOPES.iter().any(|s| scope.contains(s)) {
+        return Err(BearerError::InsufficientScope.into());
+    }
+    let user = svc
+        .store
+        .user(&claims.sub)
+        .await?
+        .ok_or(BearerError::InvalidToken)?;
+    let profile = scope.contains("profile");
+    Ok(UserInfo {
+        sub: user.id,
+        name: if profile { user.name } else { None },
+        preferred_username: profile.then_some(user.username),
+        email: if scope.contains("email") {
+            user.email
+        } else {
+            None
+        },
+    })
+}
+
+/// RFC 7662 §2.2 response. An inactive token gets `{"active": false}` and nothing else.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+/// RFC 7662 §2.1: the caller is an authenticated client and learns only about its own tokens;
+/// everything else, including other clients' tokens, is `{"active": false}`.
+pub async fn introspect(
+    svc: &Latchkey,
+    caller: &Client,
+    token: &str,
+) -> Result<Introspection, TokenFailure> {
+    let now = svc.now();
+    if let Some(claims) = own_access_token(svc, caller, token, now) {
+        if live_grant(svc, &claims).await?.is_some() {
+            return Ok(Introspection {
+                active: true,
+                scope: Some(claims.scope),
+                client_id: Some(claims.client_id),
+                sub: Some(claims.sub),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                iss: Some(claims.iss),
+                aud: Some(claims.aud),
+                jti: Some(claims.jti),
+                token_type: Some("Bearer"),
+            });
+        }
+        return Ok(Introspection::default());
+    }
+    match svc.store.refresh_token_grant(&token_hash(token)).await? {
+        Some(grant) if grant.client_id == caller.id && grant_is_live(&grant, now) => {
+            Ok(Introspection {
+                active: true,
+                scope: Some(grant.scope.to_string()),
+                client_id: Some(grant.client_id),
+                sub: Some(grant.user_id),
+                exp: Some(grant.expires_at),
+                iss: Some(svc.settings.issuer.clone()),
+                token_type: Some("refresh_token"),
+                ..Introspection::default()
+            })
+        }
+        _ => Ok(Introspection::default()),
+    }
+}
+
+/// RFC 7009 §2.1: revokes the caller's own access or refresh token and, with it, the whole
+/// grant, so every token issued from the same authorization stops working. Unknown tokens and
+/// other clients' tokens change nothing and still answer 200 (§2.2).
+pub async fn revoke(svc: &Latchkey, caller: &Client, token: &str) -> Result<(), TokenFailure> {
+    let now = svc.now();
+    let grant_id = match own_access_token(svc, caller, token, now) {
+        Some(claims) => Some(claims.grant_id),
+        None => svc
+            .store
+            .refresh_token_grant(&token_hash(token))
+            .await?
+            .filter(|grant| grant.client_id == caller.id)
+            .map(|grant| grant.grant_id),
+    };
+    if let Some(grant_id) = grant_id {
+        svc.store.revoke_grant(&grant_id, now).await?;
+        tracing::info!(target: "audit", event = "grant_revoked", client_id = %caller.id, grant_id = %grant_id);
+    }
+    Ok(())
+}
+
+/// The claims of `token` when it is a valid access token issued to `caller`.
+fn own_access_token(
+    svc: &Latchkey,
+    caller: &Client,
+    token: &str,
+    now: i64,
+) -> Option<AccessTokenClaims> {
+    access_token::verify(token, &svc.settings.issuer, None, now, |kid| {
+        svc.keys.find(kid)
+    })
+    .ok()
+    .filter(|claims| claims.client_id == caller.id)
+}
+
+/// The grant behind an access token, if it is still live: not revoked, user enabled.
+/// The access token's own `exp` bounds its life; the family's end does not shorten it.
+async fn live_grant(
+    svc: &Latchkey,
+    claims: &AccessTokenClaims,
+) -> Result<Option<RefreshGrant>, StoreError> {
+    Ok(svc.store.grant(&claims.grant_id).await?.filter(|g| {
+        g.client_id == claims.client_id && g.user_id == claims.sub && !g.revoked && !g.user_disabled
+    }))
+}
+
+fn grant_is_live(grant: &RefreshGrant, now: i64) -> bool {
+    !grant.revoked && !grant.user_disabled && now < grant.expires_at
+}

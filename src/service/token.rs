@@ -1,0 +1,233 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §6): client authentication, code exchange and
+//! refresh, each state change one atomic store call.
+
+use super::{InternalError, Latchkey};
+use crate::crypto::{self, ct_eq, token_hash};
+use crate::protocol::access_token::{self, AccessTokenClaims};
+use crate::protocol::client_auth::ClientCredentials;
+use crate::protocol::error::TokenError;
+use crate::protocol::token::{
+    self as rules, CodeGrant, CodePresentation, RefreshGrant, TokenRequest,
+};
+use crate::protocol::types::{AccessToken, Client, GrantType, RefreshToken, Scopes};
+use crate::store::{CodeRedemption, NewRefreshToken, RefreshRotation};
+
+/// A failed token request: a protocol error for the client, or an internal failure.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFailure {
+    #[error(transparent)]
+    Protocol(#[from] TokenError),
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl From<crate::store::StoreError> for TokenFailure {
+    fn from(e: crate::store::StoreError) -> Self {
+        TokenFailure::Internal(e.into())
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct Issued {
+    pub access_token: AccessToken,
+    pub expires_in: i64,
+    pub refresh_token: Option<RefreshToken>,
+    pub scope: Scopes,
+}
+
+/// RFC 6749 §3.2.1: confidential clients authenticate; public clients identify themselves.
+/// The secret's digest is compared in constant time. Every failure looks the same to the
+/// caller: `invalid_client`.
+pub async fn authenticate(
+    svc: &Latchkey,
+    credentials: &ClientCredentials,
+) -> Result<Client, TokenFailure> {
+    let failure = credentials.failure();
+    let record = svc
+        .store
+        .client(credentials.client_id())
+        .await?
+        .ok_or(failure)?;
+    match (credentials, &record.secret_hash) {
+        (ClientCredentials::Secret { secret, .. }, Some(stored))
+            if ct_eq(&token_hash(secret.expose()), stored) =>
+        {
+            Ok(record.client)
+        }
+        (ClientCredentials::Public { .. }, None) => Ok(record.client),
+        _ => {
+            tracing::info!(target: "audit", event = "client_auth_failed", client_id = %record.client.id);
+            Err(failure.into())
+        }
+    }
+}
+
+/// Handles an authenticated client's token request.
+pub async fn issue(
+    svc: &Latchkey,
+    client: &Client,
+    request: TokenRequest,
+) -> Result<Issued, TokenFailure> {
+    if !client.allows(request.grant_type()) {
+        return Err(TokenError::GrantNotAllowed.into());
+    }
+    match request {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let now = svc.now();
+            let presented = CodePresentation {
+                client_id: &client.id,
+                redirect_uri: redirect_uri.as_deref(),
+                code_verifier: code_verifier.as_ref(),
+                now,
+            };
+            let check = |grant: &CodeGrant| rules::check_code(grant, &presented);
+            exchange_code(svc, client, &token_hash(code.expose()), &check, now).await
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => {
+            let now = svc.now();
+            let check = |grant: &RefreshGrant| {
+                rules::check_refresh(grant, &client.id, &client.scopes, scope.as_ref(), now)
+            };
+            refresh(
+                svc,
+                client,
+                &token_hash(refresh_token.expose()),
+                &check,
+                now,
+            )
+            .await
+        }
+    }
+}
+
+async fn exchange_code(
+    svc: &Latchkey,
+    client: &Client,
+    code_hash: &[u8],
+    check: &crate::store::CodeCheck<'_>,
+    now: i64,
+) -> Result<Issued, TokenFailure> {
+    let (refresh_token, new_refresh) = new_refresh_token(svc, now);
+    let with_refresh = client.allows(GrantType::RefreshToken);
+    let grant = match svc
+        .store
+        .redeem_authorization_code(code_hash, now, check, &new_refresh, with_refresh)
+        .await?
+    {
+        CodeRedemption::Issued(grant) => grant,
+        CodeRedemption::Rejected(error) => {
+            tracing::info!(target: "audit", event = "code_rejected", client_id = %client.id, reason = %error);
+            return Err(error.into());
+        }
+        CodeRedemption::Replayed { grant_id } => {
+            tracing::warn!(target: "audit", event = "authorization_code_reuse", client_id = %client.id, grant_id = %grant_id);
+            return Err(TokenError::CodeReplayed.into());
+        }
+        CodeRedemption::Unknown => return Err(TokenError::InvalidCode.into()),
+    };
+    tracing::info!(target: "audit", event = "code_redeemed", client_id = %client.id, sub = %grant.user_id, grant_id = %grant.grant_id);
+    let access_token = sign(
+        svc,
+        client,
+        &grant.grant_id,
+        &grant.user_id,
+        &grant.scope,
+        grant.auth_time,
+        now,
+    )?;
+    Ok(Issued {
+        access_token,
+        expires_in: svc.settings.access_token_ttl,
+        refresh_token: with_refresh.then_some(refresh_token),
+        scope: grant.scope,
+    })
+}
+
+async fn refresh(
+    svc: &Latchkey,
+    client: &Client,
+    token_hash: &[u8],
+    check: &crate::store::RefreshCheck<'_>,
+    now: i64,
+) -> Result<Issued, TokenFailure> {
+    let (refresh_token, new_refresh) = new_refresh_token(svc, now);
+    let (grant, scope) = match svc
+        .store
+        .rotate_refresh_token(token_hash, now, check, &new_refresh)
+        .await?
+    {
+        RefreshRotation::Rotated { grant, scope } => (grant, scope),
+        RefreshRotation::Rejected(error) => return Err(error.into()),
+        RefreshRotation::Replayed { grant_id } => {
+            tracing::warn!(target: "audit", event = "refresh_token_reuse_detected", client_id = %client.id, grant_id = %grant_id);
+            return Err(TokenError::RefreshReplayed.into());
+        }
+        RefreshRotation::Unknown => return Err(TokenError::InvalidRefreshToken.into()),
+    };
+    tracing::info!(target: "audit", event = "token_refreshed", client_id = %client.id, sub = %grant.user_id, grant_id = %grant.grant_id);
+    let access_token = sign(
+        svc,
+        client,
+        &grant.grant_id,
+        &grant.user_id,
+        &scope,
+        grant.auth_time,
+        now,
+    )?;
+    Ok(Issued {
+        access_token,
+        expires_in: svc.settings.access_token_ttl,
+        refresh_token: Some(refresh_token),
+        scope,
+    })
+}
+
+/// A fresh 256-bit refresh token and the record that stores its digest.
+fn new_refresh_token(svc: &Latchkey, now: i64) -> (RefreshToken, NewRefreshToken) {
+    let token = RefreshToken::new(crypto::random_token());
+    let record = NewRefreshToken {
+        token_hash: token_hash(token.expose()),
+        family_expires_at: now + svc.settings.refresh_token_ttl,
+    };
+    (token, record)
+}
+
+/// Signs an RFC 9068 access token for `client` with the key of the client's algorithm.
+fn sign(
+    svc: &Latchkey,
+    client: &Client,
+    grant_id: &str,
+    sub: &str,
+    scope: &Scopes,
+    auth_time: i64,
+    now: i64,
+) -> Result<AccessToken, TokenFailure> {
+    let claims = AccessTokenClaims {
+        iss: svc.settings.issuer.clone(),
+        sub: sub.to_owned(),
+        aud: client
+            .audience
+            .clone()
+            .unwrap_or_else(|| svc.settings.issuer.clone()),
+        client_id: client.id.clone(),
+        iat: now,
+        exp: now + svc.settings.access_token_ttl,
+        jti: crypto::random_uuid(),
+        scope: scope.to_string(),
+        auth_time,
+        grant_id: grant_id.to_owned(),
+    };
+    let key = svc
+        .keys
+        .signer(client.access_token_alg)
+        .map_err(InternalError::from)?;
+    access_token::sign(&claims, key).map_err(|e| TokenFailure::Internal(e.into()))
+}

@@ -1,0 +1,244 @@
+//! Storage behind one trait. Each method is one atomic domain operation; pools and
+//! transactions never leave this module, and single use is enforced in SQL with conditional
+//! writes, never by reading first and writing after.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+use crate::protocol::authorize::AuthorizationRequest;
+use crate::protocol::error::TokenError;
+use crate::protocol::token::{CodeGrant, RefreshGrant};
+use crate::protocol::types::{Client, Scopes, SigningAlg};
+
+/// A failure of the storage layer. Callers answer 500/503 and never treat it as success.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (for instance a duplicate username); the text names it.
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("the database URL is not supported: {0}")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A registered client and the digest of its secret (absent for public clients).
+#[derive(Clone, Debug)]
+pub struct ClientRecord {
+    pub client: Client,
+    pub secret_hash: Option<Vec<u8>>,
+}
+
+/// A user of the login page. `id` is the `sub` of the user's tokens.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// A signing key as stored: PKCS#8 DER of the private key.
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub private_der: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// A browser's login session, stored under the digest of its cookie value.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id_hash: Vec<u8>,
+    pub user_id: String,
+    pub auth_time: i64,
+    /// Absolute end, whatever the activity.
+    pub expires_at: i64,
+    /// End after inactivity; slid forward on use.
+    pub idle_expires_at: i64,
+}
+
+/// An authorization request waiting for login and consent, kept server-side under the digest
+/// of an unguessable id and bound to the browser that started it.
+#[derive(Clone, Debug)]
+pub struct PendingRequest {
+    pub id_hash: Vec<u8>,
+    pub browser_hash: Vec<u8>,
+    pub request: AuthorizationRequest,
+    /// Set once the user is known: from a live session, or by a login in this flow.
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub expires_at: i64,
+}
+
+/// An authorization code about to be issued: its digest and everything it is bound to.
+#[derive(Clone, Debug)]
+pub struct NewAuthorizationCode {
+    pub code_hash: Vec<u8>,
+    pub grant: CodeGrant,
+}
+
+/// What a code redemption did.
+#[derive(Debug)]
+pub enum CodeRedemption {
+    /// The code was consumed and the grant (with its first refresh token, if any) recorded.
+    Issued(CodeGrant),
+    /// The code was consumed (burned) but failed a check: nothing was issued.
+    Rejected(TokenError),
+    /// The code had been used before; the grant it started has now been revoked.
+    Replayed { grant_id: String },
+    /// No such code.
+    Unknown,
+}
+
+/// What a refresh-token rotation did.
+#[derive(Debug)]
+pub enum RefreshRotation {
+    /// The old token is spent and `new` recorded; tokens carry `scope`.
+    Rotated { grant: RefreshGrant, scope: Scopes },
+    /// A check failed; nothing changed.
+    Rejected(TokenError),
+    /// The token had been used before: the whole family is now revoked (RFC 9700 §4.14.2).
+    Replayed { grant_id: String },
+    /// No such token.
+    Unknown,
+}
+
+/// The check a consumed code must pass before tokens are recorded, run inside the transaction.
+pub type CodeCheck<'a> = dyn Fn(&CodeGrant) -> Result<(), TokenError> + Send + Sync + 'a;
+/// The check a refresh token's grant must pass; returns the scope of the new tokens.
+pub type RefreshCheck<'a> = dyn Fn(&RefreshGrant) -> Result<Scopes, TokenError> + Send + Sync + 'a;
+
+/// A freshly generated refresh token's digest, and the absolute end of its family.
+#[derive(Clone, Debug)]
+pub struct NewRefreshToken {
+    pub token_hash: Vec<u8>,
+    pub family_expires_at: i64,
+}
+
+/// The one storage interface of Latchkey. A SQLite and a PostgreSQL implementation serve it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn insert_client(&self, record: &ClientRecord) -> Result<(), StoreError>;
+    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Deletes the client and, with it, its codes, consents and grants.
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
+    async fn set_client_secret(&self, id: &str, secret_hash: &[u8]) -> Result<bool, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`] when the username is taken.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Sets the password hash, and in the same transaction ends the user's sessions and
+    /// revokes their grants (ASVS 5.0 V7.4.3).
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Disables the user, ends their sessions and revokes their grants, in one transaction.
+    async fn disable_user(&self, username: &str, now: i64) -> Result<bool, StoreError>;
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Inserts a key unless one of the same algorithm exists already; returns whether it did,
+    /// so nodes starting together agree on one key.
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The live session under `id_hash` whose user is enabled, its idle end slid to
+    /// `idle_expires_at`.
+    async fn session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        idle_expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    async fn insert_pending_request(&self, pending: &PendingRequest) -> Result<(), StoreError>;
+    async fn pending_request(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<PendingRequest>, StoreError>;
+    /// Records who logged in for this pending request.
+    async fn record_login(
+        &self,
+        id_hash: &[u8],
+        user_id: &str,
+        auth_time: i64,
+    ) -> Result<bool, StoreError>;
+    /// Consumes the pending request and issues the code, storing `consent` (the user's full
+    /// granted scope for the client) when given; all or nothing. False when the pending request
+    /// is gone (already answered or expired).
+    async fn issue_authorization_code(
+        &self,
+        pending_id_hash: &[u8],
+        now: i64,
+        code: &NewAuthorizationCode,
+        consent: Option<&Scopes>,
+    ) -> Result<bool, StoreError>;
+    /// Consumes the pending request without issuing anything (the user said no).
+    async fn deny_pending_request(&self, id_hash: &[u8], now: i64) -> Result<bool, StoreError>;
+    /// The scopes `user_id` has granted `client_id`, if any.
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>, StoreError>;
+
+    /// Consumes the code with one conditional write, runs `check`, and records the grant and
+    /// its first refresh token, all in one transaction. A used code revokes its grant.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        check: &CodeCheck<'_>,
+        refresh: &NewRefreshToken,
+        issue_refresh: bool,
+    ) -> Result<CodeRedemption, StoreError>;
+    /// Spends the refresh token with one conditional write, runs `check`, records `new`; a
+    /// spent token revokes its family.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+        check: &RefreshCheck<'_>,
+        new: &NewRefreshToken,
+    ) -> Result<RefreshRotation, StoreError>;
+    /// The grant behind an access token, with its user's status.
+    async fn grant(&self, grant_id: &str) -> Result<Option<RefreshGrant>, StoreError>;
+    /// The grant of an unspent refresh token.
+    async fn refresh_token_grant(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<RefreshGrant>, StoreError>;
+    /// Revokes a grant and so every token issued from it.
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError>;
+}
+
+/// Opens the store a `--database-url` names, creating and migrating it on first use.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(StoreError::UnsupportedUrl(
+            "PostgreSQL support is not in this build yet; use sqlite://PATH".to_owned(),
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(
+            "use sqlite://PATH or postgres://...".to_owned(),
+        ))
+    }
+}

@@ -1,0 +1,775 @@
+//! The embedded SQLite store: one file, WAL journal, `synchronous=FULL` so a committed code
+//! redemption survives a power cut, foreign keys on, and write transactions opened with
+//! `BEGIN IMMEDIATE` so concurrent writers queue on the busy timeout instead of failing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+use super::{
+    ClientRecord, CodeCheck, CodeRedemption, NewAuthorizationCode, NewRefreshToken, PendingRequest,
+    RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+};
+use crate::protocol::authorize::{AuthorizationRequest, Prompt};
+use crate::protocol::token::{CodeGrant, RefreshGrant};
+use crate::protocol::types::{Client, GrantType, Scopes, SigningAlg};
+
+/// The SQLite implementation of [`Store`].
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let filename = options.get_filename().to_owned();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        restrict_permissions(&filename);
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// Checklist item 75: the database file is readable by the service user only.
+fn restrict_permissions(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if path.exists() {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct ClientRow {
+    id: String,
+    name: String,
+    secret_hash: Option<Vec<u8>>,
+    redirect_uris: String,
+    scopes: String,
+    grant_types: String,
+    require_pkce: bool,
+    access_token_alg: String,
+    audience: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<ClientRow> for ClientRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        let corrupt = |what| StoreError::Corrupt(what);
+        Ok(ClientRecord {
+            client: Client {
+                public: row.secret_hash.is_none(),
+                id: row.id,
+                name: row.name,
+                redirect_uris: serde_json::from_str(&row.redirect_uris)
+                    .map_err(|_| corrupt("clients.redirect_uris"))?,
+                scopes: Scopes::parse(&row.scopes).map_err(|_| corrupt("clients.scopes"))?,
+                grant_types: row
+                    .grant_types
+                    .split(' ')
+                    .map(|g| GrantType::parse(g).ok_or(corrupt("clients.grant_types")))
+                    .collect::<Result<_, _>>()?,
+                require_pkce: row.require_pkce,
+                access_token_alg: SigningAlg::parse(&row.access_token_alg)
+                    .ok_or(corrupt("clients.access_token_alg"))?,
+                audience: row.audience,
+                created_at: row.created_at,
+            },
+            secret_hash: row.secret_hash,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    name: Option<String>,
+    password_hash: String,
+    disabled: bool,
+    created_at: i64,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> Self {
+        UserRecord {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            name: row.name,
+            password_hash: row.password_hash,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct PendingRow {
+    id_hash: Vec<u8>,
+    browser_hash: Vec<u8>,
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    prompt: String,
+    user_id: Option<String>,
+    auth_time: Option<i64>,
+    expires_at: i64,
+}
+
+impl TryFrom<PendingRow> for PendingRequest {
+    type Error = StoreError;
+
+    fn try_from(row: PendingRow) -> Result<Self, StoreError> {
+        Ok(PendingRequest {
+            id_hash: row.id_hash,
+            browser_hash: row.browser_hash,
+            request: AuthorizationRequest {
+                client_id: row.client_id,
+                redirect_uri: row.redirect_uri,
+                scope: Scopes::parse(&row.scope)
+                    .map_err(|_| StoreError::Corrupt("pending_requests.scope"))?,
+                state: row.state,
+                code_challenge: row.code_challenge,
+                prompt: Prompt::from_stored(&row.prompt),
+            },
+            user_id: row.user_id,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct CodeRow {
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    redirect_uri: String,
+    code_challenge: Option<String>,
+    scope: String,
+    auth_time: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<CodeRow> for CodeGrant {
+    type Error = StoreError;
+
+    fn try_from(row: CodeRow) -> Result<Self, StoreError> {
+        Ok(CodeGrant {
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            redirect_uri: row.redirect_uri,
+            code_challenge: row.code_challenge,
+            scope: Scopes::parse(&row.scope)
+                .map_err(|_| StoreError::Corrupt("authorization_codes.scope"))?,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct GrantRow {
+    id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    auth_time: i64,
+    expires_at: i64,
+    revoked: bool,
+    user_disabled: bool,
+}
+
+impl TryFrom<GrantRow> for RefreshGrant {
+    type Error = StoreError;
+
+    fn try_from(row: GrantRow) -> Result<Self, StoreError> {
+        Ok(RefreshGrant {
+            grant_id: row.id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scope: Scopes::parse(&row.scope).map_err(|_| StoreError::Corrupt("grants.scope"))?,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+            revoked: row.revoked,
+            user_disabled: row.user_disabled,
+        })
+    }
+}
+
+const GRANT_SELECT: &str = "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.expires_at, \
+     g.revoked_at IS NOT NULL AS revoked, u.disabled AS user_disabled \
+     FROM grants g JOIN users u ON u.id = g.user_id";
+
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, scopes, grant_types, require_pkce, \
+     access_token_alg, audience, created_at";
+
+const USER_COLUMNS: &str = "id, username, email, name, password_hash, disabled, created_at";
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_client(&self, record: &ClientRecord) -> Result<(), StoreError> {
+        let c = &record.client;
+        let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, scopes, grant_types, \
+             require_pkce, access_token_alg, audience, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&record.secret_hash)
+        .bind(serde_json::to_string(&c.redirect_uris).unwrap_or_default())
+        .bind(c.scopes.to_string())
+        .bind(grant_types.join(" "))
+        .bind(c.require_pkce)
+        .bind(c.access_token_alg.as_str())
+        .bind(&c.audience)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("client id already exists") } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?");
+        let row: Option<ClientRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(ClientRecord::try_from).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id");
+        let rows: Vec<ClientRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(ClientRecord::try_from).collect()
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        // Codes carry no foreign key to grants, so their grants go first, explicitly.
+        sqlx::query("DELETE FROM grants WHERE client_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM clients WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_client_secret(&self, id: &str, secret_hash: &[u8]) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET secret_hash = ? WHERE id = ? AND secret_hash IS NOT NULL",
+        )
+        .bind(secret_hash)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(user.disabled)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict("username already exists")
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(UserRecord::from))
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(UserRecord::from))
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, username");
+        let rows: Vec<UserRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(UserRecord::from).collect())
+    }
+
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
+        )
+        .bind(password_hash)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else { return Ok(false) };
+        end_sessions_and_grants(&mut tx, &id, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn disable_user(&self, username: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let id: Option<String> =
+            sqlx::query_scalar("UPDATE users SET disabled = 1 WHERE username = ? RETURNING id")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(id) = id else { return Ok(false) };
+        end_sessions_and_grants(&mut tx, &id, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let rows: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT kid, alg, private_der, created_at FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(kid, alg, private_der, created_at)| {
+                let alg = SigningAlg::parse(&alg).ok_or(StoreError::Corrupt("signing_keys.alg"))?;
+                Ok(SigningKeyRecord {
+                    kid,
+                    alg,
+                    private_der,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, created_at) SELECT ?, ?, ?, ? \
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ? AND retired_at IS NULL)",
+        )
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(&key.private_der)
+        .bind(key.created_at)
+        .bind(key.alg.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, auth_time, expires_at, idle_expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(s.auth_time)
+        .bind(s.expires_at)
+        .bind(s.idle_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        idle_expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "UPDATE sessions SET idle_expires_at = ? WHERE id_hash = ? AND expires_at > ? AND idle_expires_at > ? \
+             AND user_id IN (SELECT id FROM users WHERE disabled = 0) RETURNING user_id, auth_time, expires_at",
+        )
+        .bind(idle_expires_at)
+        .bind(id_hash)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(user_id, auth_time, expires_at)| SessionRecord {
+            id_hash: id_hash.to_vec(),
+            user_id,
+            auth_time,
+            expires_at,
+            idle_expires_at,
+        }))
+    }
+
+    async fn insert_pending_request(&self, p: &PendingRequest) -> Result<(), StoreError> {
+        let r = &p.request;
+        sqlx::query(
+            "INSERT INTO pending_requests (id_hash, browser_hash, client_id, redirect_uri, scope, state, \
+             code_challenge, prompt, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.id_hash)
+        .bind(&p.browser_hash)
+        .bind(&r.client_id)
+        .bind(&r.redirect_uri)
+        .bind(r.scope.to_string())
+        .bind(&r.state)
+        .bind(&r.code_challenge)
+        .bind(r.prompt.as_string())
+        .bind(&p.user_id)
+        .bind(p.auth_time)
+        .bind(p.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_request(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<PendingRequest>, StoreError> {
+        let row: Option<PendingRow> = sqlx::query_as(
+            "SELECT id_hash, browser_hash, client_id, redirect_uri, scope, state, code_challenge, prompt, \
+             user_id, auth_time, expires_at FROM pending_requests WHERE id_hash = ? AND expires_at > ?",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(PendingRequest::try_from).transpose()
+    }
+
+    async fn record_login(
+        &self,
+        id_hash: &[u8],
+        user_id: &str,
+        auth_time: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE pending_requests SET user_id = ?, auth_time = ? WHERE id_hash = ?")
+                .bind(user_id)
+                .bind(auth_time)
+                .bind(id_hash)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn issue_authorization_code(
+        &self,
+        pending_id_hash: &[u8],
+        now: i64,
+        code: &NewAuthorizationCode,
+        consent: Option<&Scopes>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let consumed =
+            sqlx::query("DELETE FROM pending_requests WHERE id_hash = ? AND expires_at > ?")
+                .bind(pending_id_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        if consumed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let g = &code.grant;
+        if let Some(scope) = consent {
+            sqlx::query(
+                "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+            )
+            .bind(&g.user_id)
+            .bind(&g.client_id)
+            .bind(scope.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, redirect_uri, \
+             code_challenge, scope, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&code.code_hash)
+        .bind(&g.grant_id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.redirect_uri)
+        .bind(&g.code_challenge)
+        .bind(g.scope.to_string())
+        .bind(g.auth_time)
+        .bind(g.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn deny_pending_request(&self, id_hash: &[u8], now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM pending_requests WHERE id_hash = ? AND expires_at > ?")
+            .bind(id_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>, StoreError> {
+        let scope: Option<String> =
+            sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        scope
+            .map(|s| Scopes::parse(&s).map_err(|_| StoreError::Corrupt("consents.scope")))
+            .transpose()
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        check: &CodeCheck<'_>,
+        refresh: &NewRefreshToken,
+        issue_refresh: bool,
+    ) -> Result<CodeRedemption, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        // The single-use rule, as one conditional write (RFC 6749 §4.1.2).
+        let row: Option<CodeRow> = sqlx::query_as(
+            "UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
+             RETURNING grant_id, client_id, user_id, redirect_uri, code_challenge, scope, auth_time, expires_at",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let used: Option<String> =
+                sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = ?")
+                    .bind(code_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(grant_id) = used else {
+                return Ok(CodeRedemption::Unknown);
+            };
+            // RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+            // authorization server MUST deny the request and SHOULD revoke (when possible) all
+            // tokens previously issued based on that authorization code."
+            revoke_grant_in(&mut tx, &grant_id, now).await?;
+            tx.commit().await?;
+            return Ok(CodeRedemption::Replayed { grant_id });
+        };
+        let grant = CodeGrant::try_from(row)?;
+        if let Err(rejection) = check(&grant) {
+            tx.commit().await?;
+            return Ok(CodeRedemption::Rejected(rejection));
+        }
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&grant.grant_id)
+        .bind(&grant.client_id)
+        .bind(&grant.user_id)
+        .bind(grant.scope.to_string())
+        .bind(grant.auth_time)
+        .bind(now)
+        .bind(refresh.family_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if issue_refresh {
+            insert_refresh_token(&mut tx, refresh, &grant.grant_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(CodeRedemption::Issued(grant))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+        check: &RefreshCheck<'_>,
+        new: &NewRefreshToken,
+    ) -> Result<RefreshRotation, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let spent: Option<String> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING grant_id",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(grant_id) = spent else {
+            let used: Option<String> =
+                sqlx::query_scalar("SELECT grant_id FROM refresh_tokens WHERE token_hash = ?")
+                    .bind(token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(grant_id) = used else {
+                return Ok(RefreshRotation::Unknown);
+            };
+            // RFC 9700 §4.14.2: on reuse, "the authorization server cannot determine which party
+            // submitted the invalid refresh token, it will revoke the active refresh token".
+            revoke_grant_in(&mut tx, &grant_id, now).await?;
+            tx.commit().await?;
+            return Ok(RefreshRotation::Replayed { grant_id });
+        };
+        let sql = format!("{GRANT_SELECT} WHERE g.id = ?");
+        let row: Option<GrantRow> = sqlx::query_as(&sql)
+            .bind(&grant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let grant = row
+            .map(RefreshGrant::try_from)
+            .transpose()?
+            .ok_or(StoreError::Corrupt("refresh_tokens.grant_id"))?;
+        let scope = match check(&grant) {
+            Ok(scope) => scope,
+            // Nothing changes: the token stays unspent for its rightful client.
+            Err(rejection) => return Ok(RefreshRotation::Rejected(rejection)),
+        };
+        insert_refresh_token(&mut tx, new, &grant.grant_id, now).await?;
+        tx.commit().await?;
+        Ok(RefreshRotation::Rotated { grant, scope })
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<RefreshGrant>, StoreError> {
+        let sql = format!("{GRANT_SELECT} WHERE g.id = ?");
+        let row: Option<GrantRow> = sqlx::query_as(&sql)
+            .bind(grant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(RefreshGrant::try_from).transpose()
+    }
+
+    async fn refresh_token_grant(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<RefreshGrant>, StoreError> {
+        let sql = format!(
+            "{GRANT_SELECT} JOIN refresh_tokens r ON r.grant_id = g.id WHERE r.token_hash = ? AND r.used_at IS NULL"
+        );
+        let row: Option<GrantRow> = sqlx::query_as(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(RefreshGrant::try_from).transpose()
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        revoke_grant_in(&mut tx, grant_id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
+
+async fn insert_refresh_token(
+    tx: &mut Tx<'_>,
+    token: &NewRefreshToken,
+    grant_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES (?, ?, ?)")
+        .bind(&token.token_hash)
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks the grant revoked and spends its refresh tokens, so no live token of the family is
+/// left (checklist item 52).
+async fn revoke_grant_in(tx: &mut Tx<'_>, grant_id: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE grant_id = ? AND used_at IS NULL")
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn end_sessions_and_grants(
+    tx: &mut Tx<'_>,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET used_at = ? WHERE used_at IS NULL AND grant_id IN (SELECT id FROM grants WHERE user_id = ?)",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
