@@ -3,6 +3,7 @@
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::AppState;
@@ -15,7 +16,7 @@ use crate::protocol::params::Params;
 pub struct FormParams(pub Params);
 
 impl<S: Send + Sync> FromRequest<S> for FormParams {
-    type Rejection = HttpError;
+    type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let is_form = req
@@ -28,11 +29,12 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
         if !is_form {
-            return Err(HttpError::Token(TokenError::WrongContentType));
+            return Err(HttpError::Token(TokenError::WrongContentType).into_response());
         }
+        // Over the body limit this answers 413 before anything is parsed.
         let body = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|_| HttpError::Token(TokenError::MissingParameter))?;
+            .map_err(IntoResponse::into_response)?;
         Ok(FormParams(Params::parse(&body)))
     }
 }

@@ -1,0 +1,14 @@
+//! One integration-test binary: every test boots the real server on a random loopback port
+//! with a fresh database and drives it over HTTP.
+
+// Helpers outside #[test] functions panic on purpose: a failed request fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod authorize;
+mod cli;
+mod helpers;
+mod login_consent;
+mod oauth2_client;
+mod refresh;
+mod resource;
+mod token;
