@@ -69,6 +69,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> TestAp
 }
 
 impl TestApp {
+    /// Handles on a server running elsewhere (another process) over the same SQLite file, so
+    /// fixtures can be created directly in its database.
+    pub async fn attach(base: String, dir: tempfile::TempDir) -> TestApp {
+        let db_path = dir.path().join("latchkey.db");
+        let store = store::connect(&format!("sqlite://{}", db_path.display())).await.expect("store");
+        TestApp { base, store, clock: Arc::new(ManualClock::new()), db_path, _dir: dir }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -6,8 +6,10 @@
 
 mod authorize;
 mod cli;
+mod example;
 mod helpers;
 mod login_consent;
+mod logs;
 mod oauth2_client;
 mod refresh;
 mod resource;
