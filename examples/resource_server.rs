@@ -39,10 +39,17 @@ impl Verifier {
     /// Fetches the discovery document and the JWKS it points to.
     pub async fn discover(issuer: &str, audience: &str) -> Result<Self, reqwest::Error> {
         let metadata: serde_json::Value =
-            reqwest::get(format!("{issuer}/.well-known/oauth-authorization-server")).await?.json().await?;
+            reqwest::get(format!("{issuer}/.well-known/oauth-authorization-server"))
+                .await?
+                .json()
+                .await?;
         let jwks_uri = metadata["jwks_uri"].as_str().unwrap_or_default().to_owned();
         let keys: JwkSet = reqwest::get(jwks_uri).await?.json().await?;
-        Ok(Verifier { issuer: issuer.to_owned(), audience: audience.to_owned(), keys })
+        Ok(Verifier {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            keys,
+        })
     }
 
     fn verify(&self, token: &str) -> Option<Claims> {
@@ -61,13 +68,17 @@ impl Verifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         let key = DecodingKey::from_jwk(jwk).ok()?;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation).ok().map(|data| data.claims)
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .ok()
+            .map(|data| data.claims)
     }
 }
 
 /// The resource server's routes: `GET /hello` answers the token's subject and scope.
 pub fn app(verifier: Arc<Verifier>) -> Router {
-    Router::new().route("/hello", get(hello)).with_state(verifier)
+    Router::new()
+        .route("/hello", get(hello))
+        .with_state(verifier)
 }
 
 async fn hello(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Response {
@@ -76,7 +87,10 @@ async fn hello(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match token.and_then(|t| verifier.verify(t)) {
-        Some(claims) => Json(json!({ "hello": claims.sub, "client_id": claims.client_id, "scope": claims.scope })).into_response(),
+        Some(claims) => Json(
+            json!({ "hello": claims.sub, "client_id": claims.client_id, "scope": claims.scope }),
+        )
+        .into_response(),
         None => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
@@ -90,7 +104,9 @@ async fn hello(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Res
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let issuer = args.next().unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+    let issuer = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
     let bind = args.next().unwrap_or_else(|| "127.0.0.1:9090".to_owned());
     // Latchkey's tokens carry the issuer as audience unless the client has --audience.
     let verifier = Arc::new(Verifier::discover(&issuer, &issuer).await?);

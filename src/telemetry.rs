@@ -1,6 +1,8 @@
 //! Logging: `tracing` to stderr, filtered by `LATCHKEY_LOG` (or `RUST_LOG`). Audit events use
 //! the `audit` target. No secret value is ever a field of any event.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber; `default` is the filter when no variable sets one.
@@ -12,5 +14,6 @@ pub fn init(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
 }

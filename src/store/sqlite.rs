@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{ConnectOptions, FromRow, SqlitePool};
 
 use super::{
     ClientRecord, CodeCheck, CodeRedemption, NewAuthorizationCode, NewRefreshToken, PendingRequest,
@@ -33,7 +33,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A slow statement is worth a look, not a warning on an admin command's stderr.
+            .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let filename = options.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -29,14 +29,14 @@ const CB: &str = "https://app.example/cb";
 // ---------------------------------------------------------------------------------------------
 
 /// A fresh database and an empty working directory next to it.
-struct Db {
-    url: String,
+pub(crate) struct Db {
+    pub(crate) url: String,
     cwd: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Db {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let cwd = dir.path().join("cwd");
         std::fs::create_dir(&cwd).expect("working directory");
@@ -63,7 +63,7 @@ impl Db {
     }
 
     /// `latchkey --database-url URL ARGS...`.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.bare();
         cmd.arg("--database-url").arg(&self.url).args(args);
         cmd
@@ -330,11 +330,11 @@ fn strip_ansi(line: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// A running `latchkey serve`; killed and reaped when dropped, whatever happened.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`, from the `address=` field of the "listening" log line.
-    base: String,
-    lines: mpsc::Receiver<String>,
+    pub(crate) base: String,
+    pub(crate) lines: mpsc::Receiver<String>,
 }
 
 impl Drop for Server {
@@ -348,8 +348,13 @@ impl Server {
     /// Starts `latchkey serve --bind 127.0.0.1:0 EXTRA...` and waits for it to listen.
     fn start(db: &Db, extra: &[&str]) -> Server {
         let mut cmd = db.command(&["serve", "--bind", "127.0.0.1:0"]);
-        cmd.args(extra)
-            .stdin(Stdio::null())
+        cmd.args(extra);
+        Server::spawn(cmd)
+    }
+
+    /// Spawns a prepared `serve` command with stderr captured and waits for it to listen.
+    pub(crate) fn spawn(mut cmd: Command) -> Server {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn latchkey serve");
@@ -398,7 +403,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits up to [`STOP_LIMIT`] for the exit status.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let sent = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -24,9 +24,7 @@ pub struct TestApp {
     pub base: String,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
-    #[allow(dead_code)]
-    pub db_path: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A registered client as the tests use it.
@@ -63,18 +61,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> TestAp
         base,
         store,
         clock,
-        db_path,
-        _dir: dir,
+        _dir: Some(dir),
     }
 }
 
 impl TestApp {
-    /// Handles on a server running elsewhere (another process) over the same SQLite file, so
-    /// fixtures can be created directly in its database.
-    pub async fn attach(base: String, dir: tempfile::TempDir) -> TestApp {
-        let db_path = dir.path().join("latchkey.db");
-        let store = store::connect(&format!("sqlite://{}", db_path.display())).await.expect("store");
-        TestApp { base, store, clock: Arc::new(ManualClock::new()), db_path, _dir: dir }
+    /// Handles on a server running in another process over the database at `database_url`, so
+    /// fixtures can be created directly in it.
+    pub async fn attach(base: String, database_url: &str) -> TestApp {
+        let store = store::connect(database_url).await.expect("store");
+        TestApp {
+            base,
+            store,
+            clock: Arc::new(ManualClock::new()),
+            _dir: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
