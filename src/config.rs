@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Absolute lifetime of a refresh-token family.
     #[arg(long, env = "LATCHKEY_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,
+    /// A refresh-token family unused this long ends.
+    #[arg(long, env = "LATCHKEY_REFRESH_TOKEN_IDLE_TTL", default_value = "14d", value_parser = parse_duration)]
+    pub refresh_token_idle_ttl: Duration,
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[arg(long, env = "LATCHKEY_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

@@ -34,6 +34,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         code_ttl: args.code_ttl.as_secs() as i64,
         access_token_ttl: args.access_token_ttl.as_secs() as i64,
         refresh_token_ttl: args.refresh_token_ttl.as_secs() as i64,
+        refresh_token_idle_ttl: args.refresh_token_idle_ttl.as_secs() as i64,
         ..Settings::new(issuer)
     };
     let clock = Arc::new(SystemClock);

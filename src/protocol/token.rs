@@ -123,23 +123,40 @@ pub struct RefreshGrant {
     pub expires_at: i64,
     pub revoked: bool,
     pub user_disabled: bool,
+    /// When the presented refresh token was issued, i.e. the family's last use; `None` when the
+    /// grant was looked up for an access token.
+    pub refreshed_at: Option<i64>,
+}
+
+impl RefreshGrant {
+    /// Not revoked, user enabled, before the family's absolute end and, when a refresh token
+    /// was presented, before its idle end.
+    pub fn is_live(&self, idle_ttl: i64, now: i64) -> bool {
+        let idle_ok = self
+            .refreshed_at
+            .is_none_or(|at| now < at.saturating_add(idle_ttl));
+        !self.revoked && !self.user_disabled && now < self.expires_at && idle_ok
+    }
 }
 
 /// RFC 6749 §6 and RFC 9700 §4.14.2: the token must belong to the authenticated client, its
 /// family must be live, and "the requested scope MUST NOT include any scope not originally
 /// granted by the resource owner". Returns the scope of the new access token. The client's
-/// current allowed scopes also bound it (checklist item 55).
+/// current allowed scopes also bound it (checklist item 55). RFC 9700 §4.14.2: "Refresh tokens
+/// SHOULD expire if the client has been inactive for some time", so a family unused for
+/// `idle_ttl` seconds ends too.
 pub fn check_refresh(
     grant: &RefreshGrant,
     client_id: &str,
     client_scopes: &Scopes,
     requested: Option<&Scopes>,
+    idle_ttl: i64,
     now: i64,
 ) -> Result<Scopes, TokenError> {
     if grant.client_id != client_id {
         return Err(TokenError::InvalidRefreshToken);
     }
-    if grant.revoked || grant.user_disabled || now >= grant.expires_at {
+    if !grant.is_live(idle_ttl, now) {
         return Err(TokenError::InvalidRefreshToken);
     }
     let scope = match requested {
@@ -244,24 +261,25 @@ mod tests {
             expires_at: 100,
             revoked: false,
             user_disabled: false,
+            refreshed_at: Some(0),
         };
         let allowed = Scopes::parse("read write admin").unwrap();
         let narrower = Scopes::parse("read").unwrap();
         let wider = Scopes::parse("read admin").unwrap();
         assert_eq!(
-            check_refresh(&grant, "web1", &allowed, Some(&narrower), 1),
+            check_refresh(&grant, "web1", &allowed, Some(&narrower), 50, 1),
             Ok(narrower)
         );
         assert_eq!(
-            check_refresh(&grant, "web1", &allowed, Some(&wider), 1),
+            check_refresh(&grant, "web1", &allowed, Some(&wider), 50, 1),
             Err(TokenError::ScopeWidened)
         );
         assert_eq!(
-            check_refresh(&grant, "web2", &allowed, None, 1),
+            check_refresh(&grant, "web2", &allowed, None, 50, 1),
             Err(TokenError::InvalidRefreshToken)
         );
         assert_eq!(
-            check_refresh(&grant, "web1", &allowed, None, 100),
+            check_refresh(&grant, "web1", &allowed, None, 500, 100),
             Err(TokenError::InvalidRefreshToken)
         );
     }

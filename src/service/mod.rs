@@ -23,6 +23,8 @@ pub struct Settings {
     pub access_token_ttl: i64,
     /// Absolute lifetime of a refresh-token family.
     pub refresh_token_ttl: i64,
+    /// A family whose newest refresh token is unused this long ends.
+    pub refresh_token_idle_ttl: i64,
     /// Absolute lifetime of a login session.
     pub session_ttl: i64,
     /// A session unused this long ends.
@@ -33,13 +35,14 @@ pub struct Settings {
 
 impl Settings {
     /// Defaults for everything but the issuer: codes 60 s, access tokens 10 min, refresh
-    /// families 30 days, sessions 12 h (1 h idle), pending requests 30 min.
+    /// families 30 days (14 days idle), sessions 12 h (1 h idle), pending requests 30 min.
     pub fn new(issuer: impl Into<String>) -> Self {
         Settings {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
             code_ttl: 60,
             access_token_ttl: 600,
             refresh_token_ttl: 30 * 24 * 3600,
+            refresh_token_idle_ttl: 14 * 24 * 3600,
             session_ttl: 12 * 3600,
             session_idle_ttl: 3600,
             pending_ttl: 30 * 60,

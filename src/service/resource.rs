@@ -117,14 +117,19 @@ pub async fn introspect(
         }
         return Ok(Introspection::default());
     }
+    let idle_ttl = svc.settings.refresh_token_idle_ttl;
     match svc.store.refresh_token_grant(&token_hash(token)).await? {
-        Some(grant) if grant.client_id == caller.id && grant_is_live(&grant, now) => {
+        Some(grant) if grant.client_id == caller.id && grant.is_live(idle_ttl, now) => {
+            // The token ends at its family's absolute end or its idle end, whichever is first.
+            let idle_end = grant
+                .refreshed_at
+                .map_or(i64::MAX, |at| at.saturating_add(idle_ttl));
             Ok(Introspection {
                 active: true,
                 scope: Some(grant.scope.to_string()),
                 client_id: Some(grant.client_id),
                 sub: Some(grant.user_id),
-                exp: Some(grant.expires_at),
+                exp: Some(grant.expires_at.min(idle_end)),
                 iss: Some(svc.settings.issuer.clone()),
                 token_type: Some("refresh_token"),
                 ..Introspection::default()
@@ -178,8 +183,4 @@ async fn live_grant(
     Ok(svc.store.grant(&claims.grant_id).await?.filter(|g| {
         g.client_id == claims.client_id && g.user_id == claims.sub && !g.revoked && !g.user_disabled
     }))
-}
-
-fn grant_is_live(grant: &RefreshGrant, now: i64) -> bool {
-    !grant.revoked && !grant.user_disabled && now < grant.expires_at
 }

@@ -93,8 +93,16 @@ pub async fn issue(
             scope,
         } => {
             let now = svc.now();
+            let idle_ttl = svc.settings.refresh_token_idle_ttl;
             let check = |grant: &RefreshGrant| {
-                rules::check_refresh(grant, &client.id, &client.scopes, scope.as_ref(), now)
+                rules::check_refresh(
+                    grant,
+                    &client.id,
+                    &client.scopes,
+                    scope.as_ref(),
+                    idle_ttl,
+                    now,
+                )
             };
             refresh(
                 svc,

@@ -204,6 +204,7 @@ struct GrantRow {
     expires_at: i64,
     revoked: bool,
     user_disabled: bool,
+    refreshed_at: Option<i64>,
 }
 
 impl TryFrom<GrantRow> for RefreshGrant {
@@ -219,13 +220,20 @@ impl TryFrom<GrantRow> for RefreshGrant {
             expires_at: row.expires_at,
             revoked: row.revoked,
             user_disabled: row.user_disabled,
+            refreshed_at: row.refreshed_at,
         })
     }
 }
 
+/// The grant with its user's status; `refreshed_at` is filled where a refresh token is joined.
 const GRANT_SELECT: &str = "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.expires_at, \
-     g.revoked_at IS NOT NULL AS revoked, u.disabled AS user_disabled \
+     g.revoked_at IS NOT NULL AS revoked, u.disabled AS user_disabled, NULL AS refreshed_at \
      FROM grants g JOIN users u ON u.id = g.user_id";
+
+const GRANT_WITH_REFRESH_SELECT: &str = "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, \
+     g.expires_at, g.revoked_at IS NOT NULL AS revoked, u.disabled AS user_disabled, \
+     r.created_at AS refreshed_at \
+     FROM grants g JOIN users u ON u.id = g.user_id JOIN refresh_tokens r ON r.grant_id = g.id";
 
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, scopes, grant_types, require_pkce, \
      access_token_alg, audience, created_at";
@@ -647,14 +655,15 @@ impl Store for SqliteStore {
         new: &NewRefreshToken,
     ) -> Result<RefreshRotation, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let spent: Option<String> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING grant_id",
+        let spent: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
+             RETURNING grant_id, created_at",
         )
         .bind(now)
         .bind(token_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(grant_id) = spent else {
+        let Some((grant_id, refreshed_at)) = spent else {
             let used: Option<String> =
                 sqlx::query_scalar("SELECT grant_id FROM refresh_tokens WHERE token_hash = ?")
                     .bind(token_hash)
@@ -678,6 +687,10 @@ impl Store for SqliteStore {
             .map(RefreshGrant::try_from)
             .transpose()?
             .ok_or(StoreError::Corrupt("refresh_tokens.grant_id"))?;
+        let grant = RefreshGrant {
+            refreshed_at: Some(refreshed_at),
+            ..grant
+        };
         let scope = match check(&grant) {
             Ok(scope) => scope,
             // Nothing changes: the token stays unspent for its rightful client.
@@ -701,9 +714,8 @@ impl Store for SqliteStore {
         &self,
         token_hash: &[u8],
     ) -> Result<Option<RefreshGrant>, StoreError> {
-        let sql = format!(
-            "{GRANT_SELECT} JOIN refresh_tokens r ON r.grant_id = g.id WHERE r.token_hash = ? AND r.used_at IS NULL"
-        );
+        let sql =
+            format!("{GRANT_WITH_REFRESH_SELECT} WHERE r.token_hash = ? AND r.used_at IS NULL");
         let row: Option<GrantRow> = sqlx::query_as(&sql)
             .bind(token_hash)
             .fetch_optional(&self.pool)

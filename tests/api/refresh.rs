@@ -141,3 +141,25 @@ async fn unknown_refresh_token_is_invalid_grant() {
         "invalid_grant"
     );
 }
+
+#[tokio::test]
+async fn i53_family_unused_for_the_idle_lifetime_ends() {
+    let app = spawn_app_with(|s| latchkey::service::Settings {
+        refresh_token_idle_ttl: 3600,
+        ..s
+    })
+    .await;
+    app.user("alice").await;
+    let client = app.client().await;
+    let body = tokens(&app, &client, "alice", "openid").await;
+    app.clock.advance(3500);
+    let used = refresh(&app, &client, &rt(&body)).await;
+    assert_eq!(used.status, StatusCode::OK, "used within the idle lifetime");
+    app.clock.advance(3601);
+    let idle = refresh(&app, &client, &rt(&used.json())).await;
+    assert_eq!(
+        idle.json()["error"],
+        "invalid_grant",
+        "unused for longer than the idle lifetime"
+    );
+}
