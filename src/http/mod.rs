@@ -1,6 +1,7 @@
 //! HTTP adapters: extract, call one service function, map the outcome. Routes, shared state,
 //! middleware and graceful shutdown live here.
 
+mod account;
 mod authorize;
 mod error;
 mod extract;
@@ -69,6 +70,10 @@ pub fn router(state: AppState, demo: bool) -> Router {
             paths::LOGIN,
             get(authorize::login_page).post(authorize::login_submit),
         )
+        .route(paths::ACCOUNT, get(account::show))
+        .route(paths::ACCOUNT_LOGIN, post(account::login))
+        .route(paths::ACCOUNT_REVOKE, post(account::revoke))
+        .route(paths::LOGOUT, post(account::logout))
         .route(
             paths::CONSENT,
             get(authorize::consent_page).post(authorize::consent_submit),

@@ -4,6 +4,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::service::account::AccountView;
 use crate::service::authorize::{ConsentPage, LoginPage};
 
 #[derive(Template)]
@@ -93,3 +94,13 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
         }
     }
 }
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct Account<'a> {
+    pub view: &'a AccountView,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+pub struct SignedOut;

@@ -9,6 +9,10 @@ pub mod paths {
     pub const AUTHORIZE: &str = "/authorize";
     pub const LOGIN: &str = "/login";
     pub const CONSENT: &str = "/consent";
+    pub const ACCOUNT: &str = "/account";
+    pub const ACCOUNT_LOGIN: &str = "/account/login";
+    pub const ACCOUNT_REVOKE: &str = "/account/revoke";
+    pub const LOGOUT: &str = "/logout";
     pub const TOKEN: &str = "/token";
     pub const JWKS: &str = "/jwks";
     pub const INTROSPECT: &str = "/introspect";

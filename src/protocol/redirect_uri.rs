@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registration_refuses_every_unsafe_form() {
+    fn a05_registration_refuses_every_unsafe_form() {
         let cases = [
             ("https://a.example/cb#x", RedirectUriError::Fragment),
             ("JavaScript:alert(1)", RedirectUriError::DangerousScheme),

@@ -7,19 +7,16 @@
 //! neither from another browser nor by a cross-site page (RFC 6749 §10.12). Nothing the forms
 //! post besides that id and the user's input is trusted (checklist item 21).
 
-use aws_lc_rs::digest::{SHA256, digest};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use url::Url;
 
-use super::{InternalError, Latchkey};
+use super::{InternalError, Latchkey, session};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::authorize::{self, AuthorizationRequest};
 use crate::protocol::error::{AuthorizeError, UntrustedRequest};
 use crate::protocol::params::Params;
 use crate::protocol::token::CodeGrant;
 use crate::protocol::types::{AuthorizationCode, Client, Password, Scopes};
-use crate::store::{NewAuthorizationCode, PendingRequest, SessionRecord};
+use crate::store::{NewAuthorizationCode, PendingRequest};
 
 /// Where the browser goes next.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,7 +88,7 @@ pub async fn begin(
         }
     };
     let session = match session {
-        Some(cookie) if !request.prompt.login => live_session(svc, cookie, now).await?,
+        Some(cookie) if !request.prompt.login => session::live(svc, cookie, now).await?,
         _ => None,
     };
     if request.prompt.none && session.is_none() {
@@ -150,7 +147,7 @@ pub async fn login_page(
     let (_, client) = bound_flow(svc, flow, browser).await?;
     Ok(LoginPage {
         flow: flow.to_owned(),
-        csrf_token: csrf_token(browser.unwrap_or_default(), flow),
+        csrf_token: session::csrf_token(browser.unwrap_or_default(), flow),
         client_name: client.name,
         failed: false,
         username: String::new(),
@@ -183,36 +180,19 @@ pub async fn login(
 ) -> Result<LoginOutcome, FlowError> {
     let (pending, client) = bound_flow(svc, &form.flow, browser).await?;
     check_csrf(browser, &form.flow, &form.csrf_token)?;
-    let user = svc
-        .store
-        .user_by_username(&form.username)
-        .await
-        .map_err(internal)?;
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = crypto::verify_password(stored_hash, form.password).await;
-    let user = match user {
-        Some(user) if password_ok && !user.disabled => user,
-        _ => {
-            tracing::info!(target: "audit", event = "login_failed", client_id = %client.id);
-            return Ok(LoginOutcome::Failed(LoginPage {
-                flow: form.flow.clone(),
-                csrf_token: form.csrf_token,
-                client_name: client.name,
-                failed: true,
-                username: form.username,
-            }));
-        }
+    let user = session::verify_credentials(svc, &form.username, form.password).await?;
+    let Some(user) = user else {
+        tracing::info!(target: "audit", event = "login_failed", client_id = %client.id);
+        return Ok(LoginOutcome::Failed(LoginPage {
+            flow: form.flow.clone(),
+            csrf_token: form.csrf_token,
+            client_name: client.name,
+            failed: true,
+            username: form.username,
+        }));
     };
     let now = svc.now();
-    let session_cookie = crypto::random_token();
-    let session = SessionRecord {
-        id_hash: token_hash(&session_cookie),
-        user_id: user.id.clone(),
-        auth_time: now,
-        expires_at: now + svc.settings.session_ttl,
-        idle_expires_at: now + svc.settings.session_idle_ttl,
-    };
-    svc.store.create_session(&session).await.map_err(internal)?;
+    let session_cookie = session::start(svc, &user.id, now).await?;
     if !svc
         .store
         .record_login(&pending.id_hash, &user.id, now)
@@ -282,7 +262,7 @@ pub async fn consent_page(
         .unwrap_or_else(|| pending.request.redirect_uri.clone());
     Ok(ConsentStep::Show(ConsentPage {
         flow: flow.to_owned(),
-        csrf_token: csrf_token(browser.unwrap_or_default(), flow),
+        csrf_token: session::csrf_token(browser.unwrap_or_default(), flow),
         client_name: client.name,
         redirect_host,
         scopes: pending.request.scope.iter().map(str::to_owned).collect(),
@@ -481,18 +461,6 @@ async fn bound_flow(
     Ok((pending, client.client))
 }
 
-async fn live_session(
-    svc: &Latchkey,
-    cookie: &str,
-    now: i64,
-) -> Result<Option<SessionRecord>, FlowError> {
-    let idle_end = now + svc.settings.session_idle_ttl;
-    svc.store
-        .session(&token_hash(cookie), now, idle_end)
-        .await
-        .map_err(internal)
-}
-
 /// True when the browser's session belongs to the user who logged in for this flow.
 async fn session_matches(
     svc: &Latchkey,
@@ -502,21 +470,13 @@ async fn session_matches(
     let (Some(cookie), Some(user_id)) = (session, pending.user_id.as_deref()) else {
         return Ok(false);
     };
-    Ok(live_session(svc, cookie, svc.now())
+    Ok(session::live(svc, cookie, svc.now())
         .await?
         .is_some_and(|s| s.user_id == user_id))
 }
 
-/// The CSRF token of a flow in one browser: a digest of the browser cookie and the flow id, so
-/// it is valid only where both are (RFC 6749 §10.12).
-fn csrf_token(browser: &str, flow: &str) -> String {
-    let input = format!("latchkey-csrf\0{browser}\0{flow}");
-    URL_SAFE_NO_PAD.encode(digest(&SHA256, input.as_bytes()))
-}
-
 fn check_csrf(browser: Option<&str>, flow: &str, presented: &str) -> Result<(), FlowError> {
-    let expected = csrf_token(browser.ok_or(FlowError::Forbidden)?, flow);
-    if ct_eq(expected.as_bytes(), presented.as_bytes()) {
+    if session::csrf_matches(browser, flow, presented) {
         Ok(())
     } else {
         Err(FlowError::Forbidden)

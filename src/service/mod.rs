@@ -1,10 +1,12 @@
 //! Use cases: each public function is one step of an endpoint, built from the protocol rules,
 //! one store call where state changes, the clock and the keys.
 
+pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod keys;
 pub mod resource;
+pub mod session;
 pub mod token;
 
 use std::sync::Arc;

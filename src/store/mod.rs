@@ -84,6 +84,15 @@ pub struct PendingRequest {
     pub expires_at: i64,
 }
 
+/// A user's standing consent for a client, as the account page lists it.
+#[derive(Clone, Debug)]
+pub struct ConsentRecord {
+    pub client_id: String,
+    pub client_name: String,
+    pub scope: Scopes,
+    pub granted_at: i64,
+}
+
 /// An authorization code about to be issued: its digest and everything it is bound to.
 #[derive(Clone, Debug)]
 pub struct NewAuthorizationCode {
@@ -170,6 +179,9 @@ pub trait Store: Send + Sync + 'static {
         idle_expires_at: i64,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
+    /// Ends a session (logout).
+    async fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError>;
+
     async fn insert_pending_request(&self, pending: &PendingRequest) -> Result<(), StoreError>;
     async fn pending_request(
         &self,
@@ -197,6 +209,17 @@ pub trait Store: Send + Sync + 'static {
     async fn deny_pending_request(&self, id_hash: &[u8], now: i64) -> Result<bool, StoreError>;
     /// The scopes `user_id` has granted `client_id`, if any.
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>, StoreError>;
+
+    /// Every client the user has granted access, with the granted scopes (ASVS 5.0 V10.7.3).
+    async fn consents_of(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+    /// Withdraws the user's consent for a client and revokes every grant the client holds for
+    /// the user, in one transaction. False when there was no consent.
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Consumes the code with one conditional write, runs `check`, and records the grant and
     /// its first refresh token, all in one transaction. A used code revokes its grant.

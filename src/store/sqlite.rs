@@ -10,8 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, FromRow, SqlitePool};
 
 use super::{
-    ClientRecord, CodeCheck, CodeRedemption, NewAuthorizationCode, NewRefreshToken, PendingRequest,
-    RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+    ClientRecord, CodeCheck, CodeRedemption, ConsentRecord, NewAuthorizationCode, NewRefreshToken,
+    PendingRequest, RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store,
+    StoreError, UserRecord,
 };
 use crate::protocol::authorize::{AuthorizationRequest, Prompt};
 use crate::protocol::token::{CodeGrant, RefreshGrant};
@@ -463,6 +464,62 @@ impl Store for SqliteStore {
             expires_at,
             idle_expires_at,
         }))
+    }
+
+    async fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn consents_of(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT c.client_id, k.name, c.scope, c.granted_at FROM consents c \
+             JOIN clients k ON k.id = c.client_id WHERE c.user_id = ? ORDER BY k.name, c.client_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(client_id, client_name, scope, granted_at)| {
+                let scope =
+                    Scopes::parse(&scope).map_err(|_| StoreError::Corrupt("consents.scope"))?;
+                Ok(ConsentRecord {
+                    client_id,
+                    client_name,
+                    scope,
+                    granted_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let done = sqlx::query("DELETE FROM consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        let grants: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM grants WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for grant_id in &grants {
+            revoke_grant_in(&mut tx, grant_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn insert_pending_request(&self, p: &PendingRequest) -> Result<(), StoreError> {

@@ -305,8 +305,8 @@ async fn e31_pkce_is_required_and_only_s256() {
 }
 
 #[tokio::test]
-async fn confidential_client_opted_out_of_pkce_gets_a_code_without_it_and_no_verifier_is_accepted()
-{
+async fn e33_confidential_client_opted_out_of_pkce_gets_a_code_without_it_and_no_verifier_is_accepted()
+ {
     let app = spawn_app().await;
     app.user("alice").await;
     let client = app

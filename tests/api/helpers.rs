@@ -150,6 +150,7 @@ impl TestApp {
 /// A browser: cookie jar, no automatic redirects.
 pub struct Browser {
     pub http: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
 }
 
 /// A response reduced to what tests look at.
@@ -230,12 +231,23 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Browser { http }
+        Browser { http, jar }
+    }
+
+    /// The `Cookie` header this browser sends to the server now.
+    pub fn cookie_header(&self, app: &TestApp) -> String {
+        use reqwest::cookie::CookieStore;
+        let url = url::Url::parse(&app.base).expect("base URL");
+        self.jar
+            .cookies(&url)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     pub async fn get(&self, url: &str) -> Answer {

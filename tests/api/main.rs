@@ -4,9 +4,11 @@
 // Helpers outside #[test] functions panic on purpose: a failed request fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account;
 mod authorize;
 mod cli;
 mod example;
+mod hardening;
 mod helpers;
 mod login_consent;
 mod logs;

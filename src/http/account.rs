@@ -1,0 +1,104 @@
+//! The account page: list and withdraw grants, sign in and out without a client.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+
+use super::AppState;
+use super::error::HttpError;
+use super::extract::{BrowserCookies, FormParams, is_same_origin_post};
+use super::pages::{self, render};
+use crate::protocol::metadata::paths;
+use crate::protocol::types::Password;
+use crate::service::account::{self, AccountLogin};
+use crate::service::authorize::FlowError;
+
+/// `GET /account`.
+pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Response, HttpError> {
+    let cookies = BrowserCookies::read(&jar, &state);
+    let (browser, jar) = match cookies.browser {
+        Some(browser) => (browser.to_owned(), jar.clone()),
+        None => {
+            let value = crate::crypto::random_token();
+            let cookie = state
+                .cookies
+                .build(state.cookies.browser_name(), value.clone());
+            (value, jar.clone().add(cookie))
+        }
+    };
+    let view = account::view(&state.svc, &browser, cookies.session).await?;
+    Ok((jar, render(StatusCode::OK, &pages::Account { view: &view })).into_response())
+}
+
+/// `POST /account/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    same_origin(&state, &headers)?;
+    let cookies = BrowserCookies::read(&jar, &state);
+    let csrf_token = params.take("csrf_token").unwrap_or_default();
+    let username = params.take("username").unwrap_or_default();
+    let password = Password::new(params.take("password").unwrap_or_default());
+    match account::login(&state.svc, cookies.browser, &csrf_token, username, password).await? {
+        AccountLogin::Failed(view) => Ok(render(StatusCode::OK, &pages::Account { view: &view })),
+        AccountLogin::SignedIn { session_cookie } => {
+            let jar = jar.clone().add(
+                state
+                    .cookies
+                    .build(state.cookies.session_name(), session_cookie),
+            );
+            Ok((jar, Redirect::to(paths::ACCOUNT)).into_response())
+        }
+    }
+}
+
+/// `POST /account/revoke`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    same_origin(&state, &headers)?;
+    let cookies = BrowserCookies::read(&jar, &state);
+    let csrf_token = params.take("csrf_token").unwrap_or_default();
+    let client_id = params.take("client_id").unwrap_or_default();
+    account::revoke(
+        &state.svc,
+        cookies.browser,
+        cookies.session,
+        &csrf_token,
+        &client_id,
+    )
+    .await?;
+    Ok(Redirect::to(paths::ACCOUNT).into_response())
+}
+
+/// `POST /logout`: the session ends on the server and the cookie is cleared.
+pub async fn logout(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    same_origin(&state, &headers)?;
+    let cookies = BrowserCookies::read(&jar, &state);
+    let csrf_token = params.take("csrf_token").unwrap_or_default();
+    account::logout(&state.svc, cookies.browser, cookies.session, &csrf_token).await?;
+    let jar = jar
+        .clone()
+        .remove(Cookie::build(state.cookies.session_name()).path("/"));
+    Ok((jar, render(StatusCode::OK, &pages::SignedOut)).into_response())
+}
+
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+    if is_same_origin_post(headers, &state.issuer_origin) {
+        Ok(())
+    } else {
+        Err(FlowError::Forbidden.into())
+    }
+}
