@@ -71,9 +71,10 @@ pub async fn create_client(
             return Err(invalid("--audience must be an absolute URI"));
         }
     }
-    if new.access_token_alg != SigningAlg::ES256 {
+    // Checklist item 47 (RFC 9700 §4.15): a client id must never be mistaken for a user's `sub`.
+    if new.id.as_deref().is_some_and(looks_like_subject) {
         return Err(invalid(
-            "only ES256 access tokens are available in this build",
+            "a client id may not have the form of a user subject (a UUID)",
         ));
     }
     if new.public && new.allow_no_pkce {
@@ -218,6 +219,16 @@ pub async fn disable_user(store: &dyn Store, username: &str, now: i64) -> Result
     }
     tracing::info!(target: "audit", event = "user_disabled", username = %username);
     Ok(())
+}
+
+/// User subjects are UUIDs (8-4-4-4-12 hex digits); generated client ids never are.
+fn looks_like_subject(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn check_password(password: &Password) -> Result<(), AdminError> {

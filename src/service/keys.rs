@@ -1,9 +1,18 @@
 //! Signing keys: created on first start and kept in the database, so every node and every
 //! restart publishes the same JWKS and validates the same tokens (CONTRACT §2).
 
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
 use crate::crypto;
@@ -30,9 +39,9 @@ pub struct KeyRing {
     keys: Vec<SigningKey>,
 }
 
-/// The algorithms this build creates keys for. RS256 and EdDSA are tracked in the security
-/// hardening issue; the type already names them so clients and stored keys can carry them.
-const CREATED_ALGS: [SigningAlg; 1] = [SigningAlg::ES256];
+/// Every algorithm a client may choose gets a key on first start: ES256 (the default), RS256
+/// (which RFC 9068 §4 requires every server to support) and EdDSA (Ed25519).
+const CREATED_ALGS: [SigningAlg; 3] = SigningAlg::ALL;
 
 impl KeyRing {
     /// Loads the keys from the store, creating the first key of each algorithm if none exists.
@@ -76,15 +85,23 @@ impl KeyRing {
     }
 }
 
+/// Generates a key pair; every key is stored as PKCS#8 DER.
 fn generate(alg: SigningAlg, now: i64) -> Result<SigningKeyRecord, KeyError> {
+    let rng = SystemRandom::new();
     let private_der = match alg {
-        SigningAlg::ES256 => {
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|_| KeyError::Generation)?
-                .as_ref()
-                .to_vec()
-        }
-        SigningAlg::RS256 | SigningAlg::EdDSA => return Err(KeyError::Generation),
+        SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| KeyError::Generation)?
+            .as_ref()
+            .to_vec(),
+        SigningAlg::RS256 => RsaKeyPair::generate(KeySize::Rsa2048)
+            .and_then(|pair| pair.as_der())
+            .map_err(|_| KeyError::Generation)?
+            .as_ref()
+            .to_vec(),
+        SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| KeyError::Generation)?
+            .as_ref()
+            .to_vec(),
     };
     Ok(SigningKeyRecord {
         kid: crypto::random_token()[..16].to_owned(),
@@ -96,20 +113,51 @@ fn generate(alg: SigningAlg, now: i64) -> Result<SigningKeyRecord, KeyError> {
 
 fn parse(record: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
     let unusable = || KeyError::Unusable(record.kid.clone());
-    let encoding = match record.alg {
-        SigningAlg::ES256 => EncodingKey::from_ec_der(&record.private_der),
-        SigningAlg::RS256 => EncodingKey::from_rsa_der(&record.private_der),
-        SigningAlg::EdDSA => EncodingKey::from_ed_der(&record.private_der),
+    let (encoding, algorithm) = match record.alg {
+        SigningAlg::ES256 => {
+            let encoding = EncodingKey::from_ec_der(&record.private_der);
+            let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(record.alg))
+                .map_err(|_| unusable())?;
+            (encoding, public.algorithm)
+        }
+        SigningAlg::RS256 => {
+            // jsonwebtoken signs RSA with a PKCS#1 key; its PEM reader takes the PKCS#8 wrapping off.
+            let pem = format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                STANDARD.encode(&record.private_der)
+            );
+            let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| unusable())?;
+            let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(record.alg))
+                .map_err(|_| unusable())?;
+            (encoding, public.algorithm)
+        }
+        SigningAlg::EdDSA => {
+            let pair = Ed25519KeyPair::from_pkcs8(&record.private_der).map_err(|_| unusable())?;
+            let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+            let okp = OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x,
+            };
+            (
+                EncodingKey::from_ed_der(&record.private_der),
+                AlgorithmParameters::OctetKeyPair(okp),
+            )
+        }
     };
-    let mut jwk =
-        Jwk::from_encoding_key(&encoding, jwt_algorithm(record.alg)).map_err(|_| unusable())?;
-    jwk.common.key_id = Some(record.kid.clone());
-    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    jwk.common.key_algorithm = Some(match record.alg {
-        SigningAlg::ES256 => KeyAlgorithm::ES256,
-        SigningAlg::RS256 => KeyAlgorithm::RS256,
-        SigningAlg::EdDSA => KeyAlgorithm::EdDSA,
-    });
+    let jwk = Jwk {
+        common: CommonParameters {
+            key_id: Some(record.kid.clone()),
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(match record.alg {
+                SigningAlg::ES256 => KeyAlgorithm::ES256,
+                SigningAlg::RS256 => KeyAlgorithm::RS256,
+                SigningAlg::EdDSA => KeyAlgorithm::EdDSA,
+            }),
+            ..CommonParameters::default()
+        },
+        algorithm,
+    };
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| unusable())?;
     Ok(SigningKey {
         kid: record.kid.clone(),

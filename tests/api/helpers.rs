@@ -24,6 +24,8 @@ pub struct TestApp {
     pub base: String,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
+    /// The SQLite file, for grey-box checks of what is stored (`None` when attached).
+    pub db_path: Option<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -61,6 +63,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> TestAp
         base,
         store,
         clock,
+        db_path: Some(db_path),
         _dir: Some(dir),
     }
 }
@@ -74,6 +77,7 @@ impl TestApp {
             base,
             store,
             clock: Arc::new(ManualClock::new()),
+            db_path: None,
             _dir: None,
         }
     }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account;
+mod algorithms;
 mod authorize;
 mod cli;
 mod example;
