@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -79,14 +80,17 @@ pub fn router(state: AppState, demo: bool) -> Router {
             get(authorize::consent_page).post(authorize::consent_submit),
         )
         .layer(middleware::map_response(authorize::with_page_headers));
-    let api = Router::new()
+    // What browser-based public clients call: CORS for their registered origins only.
+    let browser_api = Router::new()
         .route(paths::TOKEN, post(token::token))
-        .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REVOKE, post(token::revoke))
         .route(
             paths::USERINFO,
             get(token::userinfo_get).post(token::userinfo_post),
-        )
+        );
+    let api = Router::new()
+        .route(paths::INTROSPECT, post(token::introspect))
+        .merge(browser_api.clone())
         .layer(middleware::map_response(
             |mut response: Response| async move {
                 // RFC 6749 §5.1: "Cache-Control: no-store" and "Pragma: no-cache" on every answer.
@@ -96,11 +100,13 @@ pub fn router(state: AppState, demo: bool) -> Router {
                 response
             },
         ));
+    let discovery = Router::new()
+        .route(paths::METADATA, get(metadata::metadata))
+        .route(paths::JWKS, get(metadata::jwks));
+    let api = api.merge(discovery).layer(cors(&state));
     let mut router = Router::new()
         .merge(pages)
         .merge(api)
-        .route(paths::METADATA, get(metadata::metadata))
-        .route(paths::JWKS, get(metadata::jwks))
         .route(paths::STYLESHEET, get(metadata::stylesheet));
     if demo {
         router = router.route(
@@ -122,6 +128,28 @@ pub fn router(state: AppState, demo: bool) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .with_state(state)
+}
+
+/// CORS for browser-based public clients (checklist item 12): only origins of public clients'
+/// registered redirect URIs are allowed, never `*`, never with credentials. The login, consent
+/// and authorization endpoints get no CORS at all (RFC 9700 §2.6).
+fn cors(state: &AppState) -> CorsLayer {
+    let svc = state.svc.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _| {
+                let svc = svc.clone();
+                async move {
+                    let Ok(origin) = origin.to_str() else {
+                        return false;
+                    };
+                    crate::service::admin::is_public_client_origin(svc.store.as_ref(), origin).await
+                }
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
 }
 
 async fn common_headers(request: Request<axum::body::Body>, next: Next) -> Response {

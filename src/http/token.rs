@@ -67,6 +67,8 @@ pub async fn introspect(
 }
 
 /// `POST /revoke` (RFC 7009 §2.1): 200 for anything the client may revoke or that is unknown.
+/// Public clients identify themselves with `client_id` (RFC 7009 §5), so a browser app can
+/// revoke its refresh token at sign-out.
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -78,7 +80,7 @@ pub async fn revoke(
         &headers,
         query.as_deref(),
         &mut params,
-        Callers::Confidential,
+        Callers::Any,
     )
     .await?;
     let token = params.take("token").ok_or(TokenError::MissingParameter)?;
@@ -115,7 +117,7 @@ pub async fn userinfo_post(
 enum Callers {
     /// The token endpoint: confidential clients, and public ones by `client_id` alone.
     Any,
-    /// Introspection and revocation require a confidential client's credentials (RFC 7662 §2.1).
+    /// Introspection requires a confidential client's credentials (RFC 7662 §2.1).
     Confidential,
 }
 

@@ -246,6 +246,24 @@ fn unknown_user(username: &str) -> AdminError {
     AdminError::NotFound(format!("unknown user: {username}"))
 }
 
+/// True when `origin` (`scheme://host[:port]`) is the origin of a redirect URI registered for a
+/// public client: the browser apps that may call the token endpoint cross-origin. A storage
+/// failure allows nothing.
+pub async fn is_public_client_origin(store: &dyn Store, origin: &str) -> bool {
+    let Ok(clients) = store.clients().await else {
+        return false;
+    };
+    clients
+        .iter()
+        .filter(|r| r.client.public)
+        .flat_map(|r| &r.client.redirect_uris)
+        .any(|uri| {
+            url::Url::parse(uri).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == origin
+            })
+        })
+}
+
 /// The demo client's fixed id.
 pub const DEMO_CLIENT_ID: &str = "latchkey-demo";
 /// The demo user's username.

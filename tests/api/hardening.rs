@@ -250,11 +250,21 @@ async fn a12_no_cors_on_the_front_channel_or_for_unregistered_origins() {
             .await
             .unwrap();
         let preflight = answer(preflight).await;
-        for header in [
-            "access-control-allow-origin",
-            "access-control-allow-credentials",
-            "access-control-allow-methods",
-        ] {
+        // The token endpoint has a CORS layer (for public clients' origins), which may list its
+        // methods; what grants access is the allowed origin, and that must be absent.
+        let headers: &[&str] = if path == "/token" {
+            &[
+                "access-control-allow-origin",
+                "access-control-allow-credentials",
+            ]
+        } else {
+            &[
+                "access-control-allow-origin",
+                "access-control-allow-credentials",
+                "access-control-allow-methods",
+            ]
+        };
+        for header in headers.iter().copied() {
             assert!(
                 preflight.header(header).is_none(),
                 "OPTIONS {path}: {header}: {:?}",
@@ -976,4 +986,62 @@ async fn h47_a_fixed_client_id_in_the_form_of_a_subject_is_refused() {
     };
     let refused = latchkey::service::admin::create_client(app.store.as_ref(), new, 0).await;
     assert!(refused.is_err(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a12_cors_is_granted_to_registered_public_client_origins_only() {
+    let app = spawn_app().await;
+    app.public_client("https://spa.example/cb").await;
+    app.client().await;
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, app.url("/token"))
+        .header("Origin", "https://spa.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://spa.example")
+    );
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    for (origin, allowed) in [
+        ("https://spa.example", true),
+        ("https://app.example", false),
+        ("https://spa.example.evil.test", false),
+        ("null", false),
+    ] {
+        let answer = http
+            .post(app.url("/token"))
+            .header("Origin", origin)
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+            .send()
+            .await
+            .unwrap();
+        let acao = answer
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(acao.is_some(), allowed, "{origin}: {acao:?}");
+    }
+    let page = http
+        .get(app.url("/authorize"))
+        .header("Origin", "https://spa.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.headers().get("access-control-allow-origin").is_none(),
+        "no CORS on pages"
+    );
 }
