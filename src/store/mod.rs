@@ -2,12 +2,16 @@
 //! transactions never leave this module, and single use is enforced in SQL with conditional
 //! writes, never by reading first and writing after.
 
+mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::protocol::authorize::AuthorizationRequest;
@@ -256,9 +260,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::UnsupportedUrl(
-            "PostgreSQL support is not in this build yet; use sqlite://PATH".to_owned(),
-        ))
+        Ok(Arc::new(PgStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(
             "use sqlite://PATH or postgres://...".to_owned(),
