@@ -40,7 +40,19 @@ impl Db {
         let dir = tempfile::tempdir().expect("temp dir");
         let cwd = dir.path().join("cwd");
         std::fs::create_dir(&cwd).expect("working directory");
-        let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+        let url = match crate::helpers::backend() {
+            crate::helpers::Backend::Sqlite => {
+                format!("sqlite://{}", dir.path().join("latchkey.db").display())
+            }
+            // A schema of its own, made on a runtime of its own: this runs in sync and async tests.
+            crate::helpers::Backend::Postgres => thread::spawn(|| {
+                tokio::runtime::Runtime::new()
+                    .expect("runtime")
+                    .block_on(crate::helpers::fresh_postgres_schema())
+            })
+            .join()
+            .expect("schema creation"),
+        };
         Db {
             url,
             cwd,

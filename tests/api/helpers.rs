@@ -24,9 +24,50 @@ pub struct TestApp {
     pub base: String,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
-    /// The SQLite file, for grey-box checks of what is stored (`None` when attached).
+    /// The SQLite file, for grey-box checks of what is stored (`None` on PostgreSQL or when
+    /// attached).
     pub db_path: Option<std::path::PathBuf>,
+    /// Where the server's data lives.
+    pub database_url: String,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The storage backend the suite runs on: SQLite unless `LATCHKEY_TEST_BACKEND=postgres`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("LATCHKEY_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// The PostgreSQL server tests use: `LATCHKEY_TEST_POSTGRES_URL`, by default the local one.
+pub fn postgres_base_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/latchkey_test".to_owned())
+}
+
+/// A new, empty schema on the test PostgreSQL server, as a URL whose connections use it.
+/// Fails the test, never skips it, when PostgreSQL cannot be reached.
+pub async fn fresh_postgres_schema() -> String {
+    use sqlx::Connection;
+    let base = postgres_base_url();
+    let schema = format!("lk_{}", latchkey::crypto::random_uuid().replace('-', ""));
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is unreachable: {e}"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
 /// A registered client as the tests use it.
@@ -45,9 +86,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("latchkey.db");
-    let store = store::connect(&format!("sqlite://{}", db_path.display()))
-        .await
-        .expect("store");
+    let database_url = match backend() {
+        Backend::Sqlite => format!("sqlite://{}", db_path.display()),
+        Backend::Postgres => fresh_postgres_schema().await,
+    };
+    let store = store::connect(&database_url).await.expect("store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -63,7 +106,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> TestAp
         base,
         store,
         clock,
-        db_path: Some(db_path),
+        db_path: (backend() == Backend::Sqlite).then_some(db_path),
+        database_url,
         _dir: Some(dir),
     }
 }
@@ -78,6 +122,7 @@ impl TestApp {
             store,
             clock: Arc::new(ManualClock::new()),
             db_path: None,
+            database_url: database_url.to_owned(),
             _dir: None,
         }
     }
