@@ -31,6 +31,15 @@ pub enum Command {
     /// Manage users of the login page.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect the database.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Print the number of rows in each table as one JSON object.
+    Stats,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +65,20 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[arg(long, env = "LATCHKEY_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Size of the database connection pool.
+    #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = crate::store::DEFAULT_MAX_CONNECTIONS)]
+    pub database_max_connections: u32,
+    /// How often expired codes, sessions, pending requests and grants are removed.
+    #[arg(long, env = "LATCHKEY_CLEANUP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub cleanup_interval: Duration,
+    /// A reverse proxy whose X-Forwarded-For is believed (repeat, or comma-separate in the env
+    /// var); requests from any other address are judged by their own peer address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "LATCHKEY_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Create (once) a demo user and a demo client and print how to use them.
     #[arg(long, env = "LATCHKEY_DEMO")]
     pub demo: bool,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Cli, Command};
+use crate::config::{Cli, Command, DbCommand};
 use crate::store::{self, Store};
 
 /// Runs one command to completion.
@@ -20,6 +20,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client::run(open(&cli.database_url).await?.as_ref(), command).await
         }
         Command::User(command) => user::run(open(&cli.database_url).await?.as_ref(), command).await,
+        Command::Db(DbCommand::Stats) => {
+            let counts = open(&cli.database_url).await?.table_counts().await?;
+            let object: serde_json::Map<String, serde_json::Value> = counts
+                .into_iter()
+                .map(|(table, n)| (table.to_owned(), n.into()))
+                .collect();
+            print_json(&serde_json::Value::Object(object))
+        }
     }
 }
 

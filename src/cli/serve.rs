@@ -10,7 +10,7 @@ use crate::config::{self, ServeArgs};
 use crate::http::{self, AppState};
 use crate::protocol::metadata::paths;
 use crate::protocol::pkce;
-use crate::service::{Latchkey, Settings, admin};
+use crate::service::{Latchkey, Settings, admin, maintenance};
 use crate::{crypto, store};
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
@@ -23,7 +23,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             "--issuer is required when --bind is an unspecified address"
         ));
     }
-    let store = store::connect(database_url)
+    let store = store::connect_with(database_url, args.database_max_connections)
         .await
         .context("cannot open the database")?;
     let listener = tokio::net::TcpListener::bind(bind)
@@ -50,7 +50,12 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         print_demo(&svc.settings.issuer, &demo);
     }
     tracing::info!(issuer = %svc.settings.issuer, address = %listener.local_addr()?, "latchkey is listening");
-    let app = http::router(AppState::new(svc), args.demo);
+    maintenance::spawn(svc.clone(), args.cleanup_interval);
+    let state = AppState {
+        trusted_proxies: args.trusted_proxies.clone(),
+        ..AppState::new(svc)
+    };
+    let app = http::router(state, args.demo);
     http::serve(listener, app, shutdown_signal(), args.shutdown_grace).await?;
     tracing::info!("latchkey stopped");
     Ok(())

@@ -85,3 +85,20 @@ pub async fn demo_callback(RawQuery(query): RawQuery) -> Response {
         },
     )
 }
+
+/// `GET /health/live`: the process answers.
+pub async fn live() -> &'static str {
+    "ok"
+}
+
+/// `GET /health/ready`: the database answers too; 503 otherwise, so a load balancer stops
+/// sending traffic to a node that cannot reach it.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.svc.store.ping().await {
+        Ok(()) => "ok".into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}

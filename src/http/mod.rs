@@ -9,11 +9,12 @@ mod metadata;
 mod pages;
 mod token;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub cookies: CookiePolicy,
     /// `scheme://host[:port]` of the issuer, for the same-origin check of form posts.
     pub issuer_origin: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (checklist item 62).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             svc,
             cookies,
             issuer_origin,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -107,7 +111,9 @@ pub fn router(state: AppState, demo: bool) -> Router {
     let mut router = Router::new()
         .merge(pages)
         .merge(api)
-        .route(paths::STYLESHEET, get(metadata::stylesheet));
+        .route(paths::STYLESHEET, get(metadata::stylesheet))
+        .route(paths::HEALTH_LIVE, get(metadata::live))
+        .route(paths::HEALTH_READY, get(metadata::ready));
     if demo {
         router = router.route(
             paths::DEMO_CALLBACK,
@@ -118,15 +124,37 @@ pub fn router(state: AppState, demo: bool) -> Router {
     router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(common_headers))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_client_ip,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            // The path only: queries may hold values that belong to the user.
-            let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                // The path only: queries may hold values that belong to the user.
+                let id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    request_id = %id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    client_ip = tracing::field::Empty,
+                )
+            }),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
 }
 
@@ -152,6 +180,38 @@ fn cors(state: &AppState) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// Records the client's address in the request span, so audit events carry it. The peer
+/// address counts, unless the peer is a trusted proxy: then the last `X-Forwarded-For` entry,
+/// the one that proxy added.
+async fn record_client_ip(
+    State(state): State<AppState>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let client = client_ip(&state.trusted_proxies, &request);
+    if let Some(ip) = client {
+        tracing::Span::current().record("client_ip", tracing::field::display(ip));
+    }
+    next.run(request).await
+}
+
+fn client_ip(trusted_proxies: &[IpAddr], request: &Request<axum::body::Body>) -> Option<IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())?;
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+    Some(forwarded.unwrap_or(peer))
+}
+
 async fn common_headers(request: Request<axum::body::Body>, next: Next) -> Response {
     let mut response = next.run(request).await;
     response.headers_mut().insert(
@@ -169,6 +229,7 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stopping_tx.send(());

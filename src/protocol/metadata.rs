@@ -19,6 +19,8 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const USERINFO: &str = "/userinfo";
     pub const STYLESHEET: &str = "/assets/latchkey.css";
+    pub const HEALTH_LIVE: &str = "/health/live";
+    pub const HEALTH_READY: &str = "/health/ready";
     pub const DEMO_CALLBACK: &str = "/demo/callback";
 }
 

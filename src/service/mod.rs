@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod keys;
+pub mod maintenance;
 pub mod resource;
 pub mod session;
 pub mod token;

@@ -253,14 +253,75 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<RefreshGrant>, StoreError>;
     /// Revokes a grant and so every token issued from it.
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// A trivial query: is the database reachable (readiness)?
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Rows per table, for `latchkey db stats`.
+    async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `expires_at`, unless another holder
+    /// has a live one. One conditional upsert, so two nodes never both hold it.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes at most `batch` rows of each kind that ended before `before` (pending requests,
+    /// sessions) or before `before - retention` (codes, kept a while so a late replay is still
+    /// recognised; grants past their absolute end or revoked, with their refresh tokens). Each
+    /// kind is its own short statement, so no lock is held long.
+    async fn purge_expired(
+        &self,
+        before: i64,
+        retention: i64,
+        batch: i64,
+    ) -> Result<PurgeReport, StoreError>;
 }
+
+/// What one purge pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub pending_requests: u64,
+    pub sessions: u64,
+    pub authorization_codes: u64,
+    pub grants: u64,
+}
+
+impl PurgeReport {
+    pub fn total(&self) -> u64 {
+        self.pending_requests + self.sessions + self.authorization_codes + self.grants
+    }
+}
+
+/// The tables `latchkey db stats` reports, in schema order.
+pub const TABLES: [&str; 10] = [
+    "clients",
+    "users",
+    "signing_keys",
+    "sessions",
+    "pending_requests",
+    "consents",
+    "grants",
+    "authorization_codes",
+    "refresh_tokens",
+    "leases",
+];
+
+/// Connection-pool size when `--database-max-connections` is not given.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 
 /// Opens the store a `--database-url` names, creating and migrating it on first use.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// [`connect`] with a pool of at most `max_connections`.
+pub async fn connect_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
     } else {
         Err(StoreError::UnsupportedUrl(
             "use sqlite://PATH or postgres://...".to_owned(),

@@ -23,11 +23,11 @@ pub struct PgStore {
 impl PgStore {
     /// Connects and applies pending migrations; sqlx holds an advisory lock while migrating,
     /// so nodes starting at the same instant migrate once.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?
             .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;

@@ -18,7 +18,7 @@ macro_rules! sql_store {
             use crate::store::{
                 ClientRecord, CodeCheck, CodeRedemption, ConsentRecord, NewAuthorizationCode, NewRefreshToken,
                 PendingRequest, RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store, StoreError,
-                UserRecord,
+                PurgeReport, TABLES, UserRecord,
             };
             use crate::protocol::types::SigningAlg;
 
@@ -565,6 +565,80 @@ macro_rules! sql_store {
         tx.commit().await?;
         Ok(())
     }
+
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+                    let mut counts = Vec::with_capacity(TABLES.len());
+                    for table in TABLES {
+                        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                            .fetch_one(&self.pool)
+                            .await?;
+                        counts.push((table, count));
+                    }
+                    Ok(counts)
+                }
+
+                async fn acquire_lease(
+                    &self,
+                    name: &str,
+                    holder: &str,
+                    now: i64,
+                    expires_at: i64,
+                ) -> Result<bool, StoreError> {
+                    let held: Option<String> = sqlx::query_scalar(
+                        "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                         WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder RETURNING holder",
+                    )
+                    .bind(name)
+                    .bind(holder)
+                    .bind(expires_at)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(held.is_some())
+                }
+
+                async fn purge_expired(&self, before: i64, retention: i64, batch: i64) -> Result<PurgeReport, StoreError> {
+                    let old = before - retention;
+                    let run = |sql: &'static str, cutoff: i64| {
+                        sqlx::query(sql).bind(cutoff).bind(batch).execute(&self.pool)
+                    };
+                    let pending_requests = run(
+                        "DELETE FROM pending_requests WHERE id_hash IN \
+                         (SELECT id_hash FROM pending_requests WHERE expires_at <= $1 LIMIT $2)",
+                        before,
+                    )
+                    .await?
+                    .rows_affected();
+                    let sessions = run(
+                        "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions \
+                         WHERE expires_at <= $1 OR idle_expires_at <= $1 LIMIT $2)",
+                        before,
+                    )
+                    .await?
+                    .rows_affected();
+                    let authorization_codes = run(
+                        "DELETE FROM authorization_codes WHERE code_hash IN \
+                         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
+                        old,
+                    )
+                    .await?
+                    .rows_affected();
+                    // Refresh tokens go with their grant (ON DELETE CASCADE).
+                    let grants = run(
+                        "DELETE FROM grants WHERE id IN (SELECT id FROM grants \
+                         WHERE expires_at <= $1 OR revoked_at <= $1 LIMIT $2)",
+                        old,
+                    )
+                    .await?
+                    .rows_affected();
+                    Ok(PurgeReport { pending_requests, sessions, authorization_codes, grants })
+                }
             }
 
 

@@ -19,7 +19,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -30,7 +30,7 @@ impl SqliteStore {
             .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let filename = options.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(max_connections)
             .connect_with(options)
             .await?;
         restrict_permissions(&filename);

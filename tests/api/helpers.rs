@@ -20,6 +20,8 @@ pub const CB: &str = "https://app.example/cb";
 
 /// A running server and handles on its insides.
 pub struct TestApp {
+    /// The service behind the server (`None` when attached to another process).
+    pub svc: Option<Arc<Latchkey>>,
     /// The issuer, which is also the base URL: `http://127.0.0.1:PORT`.
     pub base: String,
     pub store: Arc<dyn Store>,
@@ -100,9 +102,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> TestAp
     let svc = Latchkey::new(store.clone(), clock.clone(), settings)
         .await
         .expect("service");
-    let app = router(AppState::new(Arc::new(svc)), false);
+    let svc = Arc::new(svc);
+    let app = router(AppState::new(svc.clone()), false);
     tokio::spawn(async move { axum::serve(listener, app).await });
     TestApp {
+        svc: Some(svc),
         base,
         store,
         clock,
@@ -118,6 +122,7 @@ impl TestApp {
     pub async fn attach(base: String, database_url: &str) -> TestApp {
         let store = store::connect(database_url).await.expect("store");
         TestApp {
+            svc: None,
             base,
             store,
             clock: Arc::new(ManualClock::new()),

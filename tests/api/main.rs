@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod login_consent;
 mod logs;
+mod maintenance;
 mod oauth2_client;
 mod refresh;
 mod resource;
