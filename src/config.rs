@@ -34,6 +34,61 @@ pub enum Command {
     /// Inspect the database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Measure a running server: throughput, latency quantiles, errors, server memory and CPU.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum)]
+    pub scenario: crate::bench::Scenario,
+    /// Base URL of the server; repeat to spread the workers over several nodes.
+    #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
+    pub urls: Vec<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// How long to measure (default 10s).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// How many requests to measure, instead of a duration.
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Unmeasured warm-up before the measurement; 0s for none.
+    #[arg(long, default_value = "2s", value_parser = parse_warmup)]
+    pub warmup: Duration,
+    /// Client to act as; without it a throw-away client and user are created in the database
+    /// of --database-url and removed afterwards.
+    #[arg(long, requires_all = ["client_secret", "username", "password"])]
+    pub client_id: Option<String>,
+    #[arg(long)]
+    pub client_secret: Option<String>,
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+    /// The client's registered redirect URI (nothing needs to listen there).
+    #[arg(long, default_value = "http://127.0.0.1:9/cb")]
+    pub redirect_uri: String,
+    /// Scopes to request.
+    #[arg(long, default_value = "openid offline_access")]
+    pub scope: String,
+    /// PID of the server, to report its peak memory and CPU use (Linux).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A warm-up may be zero.
+fn parse_warmup(raw: &str) -> Result<Duration, String> {
+    if raw == "0" || raw == "0s" {
+        Ok(Duration::ZERO)
+    } else {
+        parse_duration(raw)
+    }
 }
 
 #[derive(Debug, Subcommand)]

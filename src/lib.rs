@@ -1,6 +1,8 @@
 //! Latchkey: an OAuth 2.0 authorization server (RFC 6749 Authorization Code flow with PKCE,
 //! RFC 9068 JWT access tokens, RFC 9700 defaults) with its own login and consent pages.
 
+/// `latchkey bench`: a load generator for this or any similar server.
+pub mod bench;
 /// Command implementations: `serve`, `client …`, `user …`.
 pub mod cli;
 /// The only reader of wall-clock time.

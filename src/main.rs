@@ -15,7 +15,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let serving = matches!(cli.command, latchkey::config::Command::Serve(_));
+    let serving = matches!(
+        cli.command,
+        latchkey::config::Command::Serve(_) | latchkey::config::Command::Bench(_)
+    );
     latchkey::telemetry::init(if serving { "info" } else { "warn" });
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

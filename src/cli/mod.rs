@@ -20,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client::run(open(&cli.database_url).await?.as_ref(), command).await
         }
         Command::User(command) => user::run(open(&cli.database_url).await?.as_ref(), command).await,
+        Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
         Command::Db(DbCommand::Stats) => {
             let counts = open(&cli.database_url).await?.table_counts().await?;
             let object: serde_json::Map<String, serde_json::Value> = counts

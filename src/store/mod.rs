@@ -157,6 +157,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Deletes a user and everything issued to them (used by `latchkey bench` to remove its
+    /// throw-away user).
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
     /// Sets the password hash, and in the same transaction ends the user's sessions and
     /// revokes their grants (ASVS 5.0 V7.4.3).
     async fn set_password(

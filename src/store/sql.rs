@@ -136,6 +136,21 @@ macro_rules! sql_store {
         Ok(rows.into_iter().map(UserRecord::from).collect())
     }
 
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Codes carry no foreign key to grants, so the user's grants go first.
+        sqlx::query("DELETE FROM grants WHERE user_id IN (SELECT id FROM users WHERE username = $1)")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn set_password(
         &self,
         username: &str,

@@ -7,6 +7,7 @@
 mod account;
 mod algorithms;
 mod authorize;
+mod bench;
 mod cli;
 mod example;
 mod hardening;
