@@ -146,11 +146,20 @@ pub enum ClientCommand {
     /// List clients as a JSON array.
     List,
     /// Show one client (never its secret).
-    Show { id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Delete a client and everything issued to it.
-    Delete { id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Issue a new client secret; the old one stops working at once.
-    RotateSecret { id: String },
+    RotateSecret {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -185,9 +194,15 @@ pub enum UserCommand {
     /// List users as a JSON array.
     List,
     /// Set a user's password from the first line of standard input; ends their sessions.
-    SetPassword { username: String },
+    SetPassword {
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+    },
     /// Disable a user: no more logins, sessions ended, grants revoked.
-    Disable { username: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -82,9 +82,7 @@ pub async fn create_client(
     }
     let secret = (!new.public).then(|| ClientSecret::new(crypto::random_token()));
     let client = Client {
-        id: new
-            .id
-            .unwrap_or_else(|| crypto::random_token()[..22].to_owned()),
+        id: new.id.unwrap_or_else(new_client_id),
         name: name.to_owned(),
         public: new.public,
         redirect_uris: new.redirect_uris,
@@ -219,6 +217,15 @@ pub async fn disable_user(store: &dyn Store, username: &str, now: i64) -> Result
     }
     tracing::info!(target: "audit", event = "user_disabled", username = %username);
     Ok(())
+}
+
+/// 128 random bits as 32 lowercase hex digits: no `-` that a command line could take for a
+/// flag, no `_`, and never the UUID form of a user subject.
+fn new_client_id() -> String {
+    crypto::random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// User subjects are UUIDs (8-4-4-4-12 hex digits); generated client ids never are.

@@ -1234,3 +1234,37 @@ async fn passwords_set_through_stdin_are_the_ones_the_login_page_accepts() {
         "serve must exit 0 on SIGTERM, got {status}"
     );
 }
+
+#[test]
+fn client_ids_are_hex_and_ids_starting_with_a_hyphen_are_still_accepted() {
+    let db = Db::new();
+    let (id, _) = db.create_client();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    // Ids from elsewhere may start with '-'; a command must not take one for a flag.
+    let hyphen = "-rCC5OLuSDcXisFBJCf31-";
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = latchkey::store::connect(&db.url).await.expect("store");
+        let new = latchkey::service::admin::NewClient {
+            id: Some(hyphen.to_owned()),
+            name: "Hyphen".to_owned(),
+            redirect_uris: vec![CB.to_owned()],
+            public: false,
+            scope: None,
+            audience: None,
+            access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
+            allow_no_pkce: false,
+        };
+        latchkey::service::admin::create_client(store.as_ref(), new, 0)
+            .await
+            .expect("client");
+    });
+    let shown = db.json(&["client", "show", hyphen]);
+    assert_eq!(shown["client_id"], hyphen);
+    let rotated = db.json(&["client", "rotate-secret", hyphen]);
+    assert_eq!(rotated["client_id"], hyphen);
+    assert_silent_success(&db.run(&["client", "delete", hyphen]), "delete");
+}
