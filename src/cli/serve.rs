@@ -43,7 +43,6 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot load the signing keys")?,
     );
-    tokio::task::spawn_blocking(crypto::warm_up);
     if args.demo {
         let demo =
             admin::ensure_demo(svc.store.as_ref(), &svc.settings.issuer, clock.now()).await?;
