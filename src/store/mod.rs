@@ -331,3 +331,6 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<Arc<dyn Sto
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;
