@@ -7,12 +7,11 @@ use axum_extra::extract::cookie::{Cookie, CookieJar};
 
 use super::AppState;
 use super::error::HttpError;
-use super::extract::{BrowserCookies, FormParams, is_same_origin_post};
+use super::extract::{BrowserCookies, FormParams, require_same_origin};
 use super::pages::{self, render};
 use crate::protocol::metadata::paths;
 use crate::protocol::types::Password;
 use crate::service::account::{self, AccountLogin};
-use crate::service::authorize::FlowError;
 
 /// `GET /account`.
 pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Response, HttpError> {
@@ -38,7 +37,7 @@ pub async fn login(
     headers: HeaderMap,
     FormParams(mut params): FormParams,
 ) -> Result<Response, HttpError> {
-    same_origin(&state, &headers)?;
+    require_same_origin(&state, &headers)?;
     let cookies = BrowserCookies::read(&jar, &state);
     let csrf_token = params.take("csrf_token").unwrap_or_default();
     let username = params.take("username").unwrap_or_default();
@@ -63,7 +62,7 @@ pub async fn revoke(
     headers: HeaderMap,
     FormParams(mut params): FormParams,
 ) -> Result<Response, HttpError> {
-    same_origin(&state, &headers)?;
+    require_same_origin(&state, &headers)?;
     let cookies = BrowserCookies::read(&jar, &state);
     let csrf_token = params.take("csrf_token").unwrap_or_default();
     let client_id = params.take("client_id").unwrap_or_default();
@@ -85,7 +84,7 @@ pub async fn logout(
     headers: HeaderMap,
     FormParams(mut params): FormParams,
 ) -> Result<Response, HttpError> {
-    same_origin(&state, &headers)?;
+    require_same_origin(&state, &headers)?;
     let cookies = BrowserCookies::read(&jar, &state);
     let csrf_token = params.take("csrf_token").unwrap_or_default();
     account::logout(&state.svc, cookies.browser, cookies.session, &csrf_token).await?;
@@ -93,12 +92,4 @@ pub async fn logout(
         .clone()
         .remove(Cookie::build(state.cookies.session_name()).path("/"));
     Ok((jar, render(StatusCode::OK, &pages::SignedOut)).into_response())
-}
-
-fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
-    if is_same_origin_post(headers, &state.issuer_origin) {
-        Ok(())
-    } else {
-        Err(FlowError::Forbidden.into())
-    }
 }

@@ -7,14 +7,12 @@ use axum_extra::extract::cookie::CookieJar;
 
 use super::AppState;
 use super::error::HttpError;
-use super::extract::{BrowserCookies, FormParams, is_same_origin_post};
+use super::extract::{BrowserCookies, FormParams, require_same_origin};
 use super::pages::{self, render};
 use crate::protocol::metadata::paths;
 use crate::protocol::params::Params;
 use crate::protocol::types::Password;
-use crate::service::authorize::{
-    self, ConsentForm, ConsentStep, FlowError, LoginForm, LoginOutcome, Next,
-};
+use crate::service::authorize::{self, ConsentForm, ConsentStep, LoginForm, LoginOutcome, Next};
 
 /// `GET /authorize` (RFC 6749 §4.1.1).
 pub async fn authorize_get(
@@ -84,9 +82,7 @@ pub async fn login_submit(
     headers: HeaderMap,
     FormParams(mut params): FormParams,
 ) -> Result<Response, HttpError> {
-    if !is_same_origin_post(&headers, &state.issuer_origin) {
-        return Err(FlowError::Forbidden.into());
-    }
+    require_same_origin(&state, &headers)?;
     let form = LoginForm {
         flow: params.take("flow").unwrap_or_default(),
         csrf_token: params.take("csrf_token").unwrap_or_default(),
@@ -132,9 +128,7 @@ pub async fn consent_submit(
     headers: HeaderMap,
     FormParams(mut params): FormParams,
 ) -> Result<Response, HttpError> {
-    if !is_same_origin_post(&headers, &state.issuer_origin) {
-        return Err(FlowError::Forbidden.into());
-    }
+    require_same_origin(&state, &headers)?;
     let form = ConsentForm {
         flow: params.take("flow").unwrap_or_default(),
         csrf_token: params.take("csrf_token").unwrap_or_default(),

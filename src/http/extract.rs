@@ -102,6 +102,15 @@ pub fn is_same_origin_post(headers: &HeaderMap, issuer_origin: &str) -> bool {
     }
 }
 
+/// [`is_same_origin_post`] as a step of a form handler: a cross-site post is refused with 403.
+pub fn require_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+    if is_same_origin_post(headers, &state.issuer_origin) {
+        Ok(())
+    } else {
+        Err(crate::service::authorize::FlowError::Forbidden.into())
+    }
+}
+
 /// The bearer token of the `Authorization` header (RFC 6750 §2.1), if any.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers

@@ -51,19 +51,32 @@ pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    FormParams(mut params): FormParams,
+    FormParams(params): FormParams,
 ) -> Result<Response, HttpError> {
-    let client = authenticate(
+    let (client, token) = client_and_token(
         &state,
         &headers,
         query.as_deref(),
-        &mut params,
+        params,
         Callers::Confidential,
     )
     .await?;
-    let token = params.take("token").ok_or(TokenError::MissingParameter)?;
     let answer = resource::introspect(&state.svc, &client, &token).await?;
     Ok(Json(answer).into_response())
+}
+
+/// The authenticated caller and the `token` parameter of an introspection or revocation
+/// request (RFC 7662 §2.1, RFC 7009 §2.1).
+async fn client_and_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    mut params: Params,
+    callers: Callers,
+) -> Result<(Client, String), HttpError> {
+    let client = authenticate(state, headers, query, &mut params, callers).await?;
+    let token = params.take("token").ok_or(TokenError::MissingParameter)?;
+    Ok((client, token))
 }
 
 /// `POST /revoke` (RFC 7009 §2.1): 200 for anything the client may revoke or that is unknown.
@@ -73,17 +86,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    FormParams(mut params): FormParams,
+    FormParams(params): FormParams,
 ) -> Result<Response, HttpError> {
-    let client = authenticate(
-        &state,
-        &headers,
-        query.as_deref(),
-        &mut params,
-        Callers::Any,
-    )
-    .await?;
-    let token = params.take("token").ok_or(TokenError::MissingParameter)?;
+    let (client, token) =
+        client_and_token(&state, &headers, query.as_deref(), params, Callers::Any).await?;
     resource::revoke(&state.svc, &client, &token).await?;
     Ok(Json(json!({})).into_response())
 }

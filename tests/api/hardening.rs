@@ -36,18 +36,7 @@ async fn start(
     scope: &str,
     extra: &[(&str, &str)],
 ) -> Answer {
-    let (_, challenge) = pkce_pair();
-    let mut query = vec![
-        ("response_type", "code"),
-        ("client_id", client.id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", scope),
-        ("state", "s"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    query.extend_from_slice(extra);
-    browser.authorize(app, &query).await
+    authorize_request(app, browser, client, scope, "s", extra).await
 }
 
 /// Panics unless the answer either does not redirect, redirects to a path of the AS itself, or

@@ -369,6 +369,30 @@ impl Browser {
     }
 }
 
+/// Starts an authorization request for `client` with a fresh PKCE challenge, `state` and any
+/// `extra` parameters; returns the first answer.
+pub async fn authorize_request(
+    app: &TestApp,
+    browser: &Browser,
+    client: &TestClient,
+    scope: &str,
+    state: &str,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let (_, challenge) = pkce_pair();
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("scope", scope),
+        ("state", state),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    query.extend_from_slice(extra);
+    browser.authorize(app, &query).await
+}
+
 /// A PKCE pair (verifier, S256 challenge).
 pub fn pkce_pair() -> (String, String) {
     let verifier = latchkey::crypto::random_token() + "-pkce";

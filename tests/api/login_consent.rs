@@ -11,18 +11,7 @@ async fn start(
     scope: &str,
     extra: &[(&str, &str)],
 ) -> Answer {
-    let (_, challenge) = pkce_pair();
-    let mut q = vec![
-        ("response_type", "code"),
-        ("client_id", client.id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", scope),
-        ("state", "st"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    q.extend_from_slice(extra);
-    browser.authorize(app, &q).await
+    authorize_request(app, browser, client, scope, "st", extra).await
 }
 
 #[tokio::test]
