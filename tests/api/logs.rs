@@ -93,3 +93,49 @@ async fn n71_no_secret_reaches_the_logs_at_trace_level() {
         assert!(!logs.contains(&secret), "the {name} appears in the logs");
     }
 }
+
+/// Checklist item 62: `X-Forwarded-For` names the client only when the peer is a configured
+/// proxy; otherwise the peer's own address is what logs and audit events record.
+#[tokio::test]
+async fn l62_forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    for (trusted, expected) in [
+        (false, "client_ip=127.0.0.1"),
+        (true, "client_ip=203.0.113.7"),
+    ] {
+        let db = Db::new();
+        let mut serve = db.command(&["serve", "--bind", "127.0.0.1:0"]);
+        serve.env("LATCHKEY_LOG", "info");
+        if trusted {
+            serve.args(["--trusted-proxy", "127.0.0.1"]);
+        }
+        let mut server = Server::spawn(serve);
+        let app = TestApp::attach(server.base.clone(), &db.url).await;
+        let client = app.client().await;
+        let browser = Browser::new();
+        let started = authorize_request(&app, &browser, &client, "openid", "s", &[]).await;
+        let page = browser.follow(&app, &started).await;
+        let mut form = page.hidden_inputs();
+        form.push(("username".into(), "nobody".into()));
+        form.push(("password".into(), "wrong".into()));
+        let answer = browser
+            .http
+            .post(app.url("/login"))
+            .header("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(server.terminate().success());
+        let mut logs = String::new();
+        while let Ok(line) = server.lines.recv_timeout(Duration::from_secs(5)) {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        let failure = logs
+            .lines()
+            .find(|l| l.contains("login_failed"))
+            .expect("an audit event for the failed login");
+        assert!(failure.contains(expected), "trusted={trusted}: {failure}");
+    }
+}
