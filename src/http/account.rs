@@ -1,14 +1,15 @@
 //! The account page: list and withdraw grants, sign in and out without a client.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 
-use super::AppState;
 use super::error::HttpError;
 use super::extract::{BrowserCookies, FormParams, require_same_origin};
 use super::pages::{self, render};
+use super::{AppState, ClientIp};
 use crate::protocol::metadata::paths;
 use crate::protocol::types::Password;
 use crate::service::account::{self, AccountLogin};
@@ -33,6 +34,7 @@ pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Respo
 /// `POST /account/login`.
 pub async fn login(
     State(state): State<AppState>,
+    Extension(ClientIp(address)): Extension<ClientIp>,
     jar: CookieJar,
     headers: HeaderMap,
     FormParams(mut params): FormParams,
@@ -42,7 +44,16 @@ pub async fn login(
     let csrf_token = params.take("csrf_token").unwrap_or_default();
     let username = params.take("username").unwrap_or_default();
     let password = Password::new(params.take("password").unwrap_or_default());
-    match account::login(&state.svc, cookies.browser, &csrf_token, username, password).await? {
+    match account::login(
+        &state.svc,
+        cookies.browser,
+        &csrf_token,
+        username,
+        password,
+        address,
+    )
+    .await?
+    {
         AccountLogin::Failed(view) => Ok(render(StatusCode::OK, &pages::Account { view: &view })),
         AccountLogin::SignedIn { session_cookie } => {
             let jar = jar.clone().add(

@@ -1,14 +1,15 @@
 //! Front-channel handlers: authorization endpoint, login and consent pages.
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use super::AppState;
 use super::error::HttpError;
 use super::extract::{BrowserCookies, FormParams, require_same_origin};
 use super::pages::{self, render};
+use super::{AppState, ClientIp};
 use crate::protocol::metadata::paths;
 use crate::protocol::params::Params;
 use crate::protocol::types::Password;
@@ -78,6 +79,7 @@ pub async fn login_page(
 /// `POST /login`: checks the credentials; a failure shows the page again with status 200.
 pub async fn login_submit(
     State(state): State<AppState>,
+    Extension(ClientIp(address)): Extension<ClientIp>,
     jar: CookieJar,
     headers: HeaderMap,
     FormParams(mut params): FormParams,
@@ -90,7 +92,7 @@ pub async fn login_submit(
         password: Password::new(params.take("password").unwrap_or_default()),
     };
     let cookies = BrowserCookies::read(&jar, &state);
-    match authorize::login(&state.svc, form, cookies.browser).await? {
+    match authorize::login(&state.svc, form, cookies.browser, address).await? {
         LoginOutcome::Failed(page) => Ok(render(StatusCode::OK, &pages::Login::from(&page))),
         LoginOutcome::LoggedIn {
             session_cookie,

@@ -27,6 +27,8 @@ pub enum HttpError {
     Token(TokenError),
     /// RFC 6750 §3 bearer challenge.
     Bearer(BearerError),
+    /// Too many failed attempts: 429 with `Retry-After` (checklist items 40, 67, 69).
+    Throttled { seconds: i64, html: bool },
     /// Storage is unreachable: 503, never a fake success (checklist item 73).
     Unavailable { html: bool },
     /// Anything else unexpected: 500 with a fixed text.
@@ -63,6 +65,10 @@ impl From<FlowError> for HttpError {
                 title: "The form could not be verified",
                 message: error.to_string(),
             },
+            FlowError::Throttled(seconds) => HttpError::Throttled {
+                seconds,
+                html: true,
+            },
             FlowError::Internal(e) => HttpError::internal(e, true),
         }
     }
@@ -73,6 +79,10 @@ impl From<TokenFailure> for HttpError {
         match failure {
             TokenFailure::Protocol(e) => HttpError::Token(e),
             TokenFailure::Internal(e) => HttpError::internal(e, false),
+            TokenFailure::Throttled(seconds) => HttpError::Throttled {
+                seconds,
+                html: false,
+            },
         }
     }
 }
@@ -137,6 +147,27 @@ impl IntoResponse for HttpError {
                 response
             }
             HttpError::Bearer(error) => bearer_challenge(error),
+            HttpError::Throttled { seconds, html } => {
+                let message = format!("Too many failed attempts. Try again in {seconds} seconds.");
+                let mut response = if html {
+                    let page = ErrorPage {
+                        title: "Please wait",
+                        message: &message,
+                        request_id: None,
+                    };
+                    render(StatusCode::TOO_MANY_REQUESTS, &page)
+                } else {
+                    json_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        ErrorCode::TemporarilyUnavailable,
+                        &message,
+                    )
+                };
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                response
+            }
             HttpError::Unavailable { html: true } | HttpError::Internal { html: true } => render(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &ErrorPage {

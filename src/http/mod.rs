@@ -59,6 +59,10 @@ impl AppState {
     }
 }
 
+/// The client's address as [`record_client_ip`] determined it, for throttling.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
 /// Form bodies are small; anything larger is refused before parsing (checklist item 64).
 const BODY_LIMIT: usize = 64 * 1024;
 
@@ -192,6 +196,8 @@ async fn record_client_ip(
     if let Some(ip) = client {
         tracing::Span::current().record("client_ip", tracing::field::display(ip));
     }
+    let mut request = request;
+    request.extensions_mut().insert(ClientIp(client));
     next.run(request).await
 }
 

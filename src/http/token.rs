@@ -1,15 +1,17 @@
 //! Back-channel handlers: token (RFC 6749 §3.2), introspection (RFC 7662), revocation
 //! (RFC 7009) and userinfo (a protected resource, RFC 6750).
 
-use axum::Json;
+use std::net::IpAddr;
+
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
-use super::AppState;
 use super::error::HttpError;
 use super::extract::{FormParams, authorization, bearer_token};
+use super::{AppState, ClientIp};
 use crate::protocol::client_auth::{self, ClientCredentials};
 use crate::protocol::error::{BearerError, TokenError};
 use crate::protocol::params::Params;
@@ -20,6 +22,7 @@ use crate::service::{resource, token};
 /// `POST /token`.
 pub async fn token(
     State(state): State<AppState>,
+    Extension(ClientIp(address)): Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     FormParams(mut params): FormParams,
@@ -28,6 +31,7 @@ pub async fn token(
         &state,
         &headers,
         query.as_deref(),
+        address,
         &mut params,
         Callers::Any,
     )
@@ -49,6 +53,7 @@ pub async fn token(
 /// `POST /introspect` (RFC 7662 §2.1), for authenticated confidential clients.
 pub async fn introspect(
     State(state): State<AppState>,
+    Extension(ClientIp(address)): Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     FormParams(params): FormParams,
@@ -57,6 +62,7 @@ pub async fn introspect(
         &state,
         &headers,
         query.as_deref(),
+        address,
         params,
         Callers::Confidential,
     )
@@ -71,10 +77,11 @@ async fn client_and_token(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
+    address: Option<IpAddr>,
     mut params: Params,
     callers: Callers,
 ) -> Result<(Client, String), HttpError> {
-    let client = authenticate(state, headers, query, &mut params, callers).await?;
+    let client = authenticate(state, headers, query, address, &mut params, callers).await?;
     let token = params.take("token").ok_or(TokenError::MissingParameter)?;
     Ok((client, token))
 }
@@ -84,12 +91,20 @@ async fn client_and_token(
 /// revoke its refresh token at sign-out.
 pub async fn revoke(
     State(state): State<AppState>,
+    Extension(ClientIp(address)): Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     FormParams(params): FormParams,
 ) -> Result<Response, HttpError> {
-    let (client, token) =
-        client_and_token(&state, &headers, query.as_deref(), params, Callers::Any).await?;
+    let (client, token) = client_and_token(
+        &state,
+        &headers,
+        query.as_deref(),
+        address,
+        params,
+        Callers::Any,
+    )
+    .await?;
     resource::revoke(&state.svc, &client, &token).await?;
     Ok(Json(json!({})).into_response())
 }
@@ -132,6 +147,7 @@ async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
+    address: Option<IpAddr>,
     params: &mut Params,
     callers: Callers,
 ) -> Result<Client, HttpError> {
@@ -143,5 +159,5 @@ async fn authenticate(
     if callers == Callers::Confidential && matches!(credentials, ClientCredentials::Public { .. }) {
         return Err(TokenError::ClientAuthFailed.into());
     }
-    Ok(token::authenticate(&state.svc, &credentials).await?)
+    Ok(token::authenticate(&state.svc, &credentials, address).await?)
 }

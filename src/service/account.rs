@@ -68,9 +68,10 @@ pub async fn login(
     csrf_token: &str,
     username: String,
     password: Password,
+    address: Option<std::net::IpAddr>,
 ) -> Result<AccountLogin, FlowError> {
     check_csrf(browser, csrf_token)?;
-    match session::verify_credentials(svc, &username, password).await? {
+    match session::verify_credentials(svc, &username, password, address).await? {
         None => {
             tracing::info!(target: "audit", event = "login_failed", client_id = "-");
             let csrf_token = csrf_token.to_owned();

@@ -40,6 +40,9 @@ pub enum FlowError {
         "This sign-in request has expired or was already answered. Return to the application and start again."
     )]
     UnknownFlow,
+    /// Too many failed logins for this username or address: wait this many seconds.
+    #[error("Too many failed attempts. Try again in {0} seconds.")]
+    Throttled(i64),
     /// The CSRF token or the request's origin is wrong (RFC 6749 §10.12).
     #[error("The form could not be verified. Reload the page and try again.")]
     Forbidden,
@@ -177,10 +180,11 @@ pub async fn login(
     svc: &Latchkey,
     form: LoginForm,
     browser: Option<&str>,
+    address: Option<std::net::IpAddr>,
 ) -> Result<LoginOutcome, FlowError> {
     let (pending, client) = bound_flow(svc, &form.flow, browser).await?;
     check_csrf(browser, &form.flow, &form.csrf_token)?;
-    let user = session::verify_credentials(svc, &form.username, form.password).await?;
+    let user = session::verify_credentials(svc, &form.username, form.password, address).await?;
     let Some(user) = user else {
         tracing::info!(target: "audit", event = "login_failed", client_id = %client.id);
         return Ok(LoginOutcome::Failed(LoginPage {

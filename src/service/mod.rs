@@ -8,6 +8,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod resource;
 pub mod session;
+pub mod throttle;
 pub mod token;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Latchkey {
     pub clock: Arc<dyn Clock>,
     pub keys: KeyRing,
     pub settings: Settings,
+    /// Failed password and client-secret attempts on this node.
+    pub throttle: throttle::Throttle,
 }
 
 impl Latchkey {
@@ -79,6 +82,7 @@ impl Latchkey {
             clock,
             keys,
             settings,
+            throttle: throttle::Throttle::default(),
         })
     }
 

@@ -5,22 +5,42 @@ use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{InternalError, Latchkey};
+use std::net::IpAddr;
+
+use super::authorize::FlowError;
+use super::{InternalError, Latchkey, throttle};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::types::Password;
 use crate::store::{SessionRecord, UserRecord};
 
 /// The user whose username and password these are, if enabled. Unknown users are checked
 /// against a dummy hash so both failures take the same path and time (ASVS 5.0 V6.3.8).
+/// Attempts are throttled per username and per address ([`super::throttle`]); while one is
+/// waiting, no password is checked at all.
 pub async fn verify_credentials(
     svc: &Latchkey,
     username: &str,
     password: Password,
-) -> Result<Option<UserRecord>, InternalError> {
-    let user = svc.store.user_by_username(username).await?;
+    address: Option<IpAddr>,
+) -> Result<Option<UserRecord>, FlowError> {
+    let keys = throttle::login_keys(username, address);
+    if let Some(wait) = svc.throttle.wait(&keys, svc.now()) {
+        tracing::info!(target: "audit", event = "login_throttled", retry_after = wait);
+        return Err(FlowError::Throttled(wait));
+    }
+    let user = svc
+        .store
+        .user_by_username(username)
+        .await
+        .map_err(|e| FlowError::Internal(e.into()))?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let password_ok = crypto::verify_password(stored_hash, password).await;
-    Ok(user.filter(|u| password_ok && !u.disabled))
+    let user = user.filter(|u| password_ok && !u.disabled);
+    match &user {
+        Some(_) => svc.throttle.succeeded(&keys),
+        None => svc.throttle.failed(&keys, svc.now()),
+    }
+    Ok(user)
 }
 
 /// Starts a session with a fresh 256-bit id (no fixation, ASVS 5.0 V7.2.4); returns the cookie

@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §6): client authentication, code exchange and
 //! refresh, each state change one atomic store call.
 
-use super::{InternalError, Latchkey};
+use super::{InternalError, Latchkey, throttle};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::access_token::{self, AccessTokenClaims};
 use crate::protocol::client_auth::ClientCredentials;
@@ -19,6 +19,9 @@ pub enum TokenFailure {
     Protocol(#[from] TokenError),
     #[error(transparent)]
     Internal(#[from] InternalError),
+    /// Too many failed authentications for this client from this address: wait this long.
+    #[error("too many failed client authentications; retry in {0} seconds")]
+    Throttled(i64),
 }
 
 impl From<crate::store::StoreError> for TokenFailure {
@@ -39,26 +42,42 @@ pub struct Issued {
 /// RFC 6749 §3.2.1: confidential clients authenticate; public clients identify themselves.
 /// The secret's digest is compared in constant time. Every failure looks the same to the
 /// caller: `invalid_client`.
+/// Failures are throttled per client id and address (RFC 6749 §2.3.1: "MUST protect any
+/// endpoint utilizing it against brute force attacks").
 pub async fn authenticate(
     svc: &Latchkey,
     credentials: &ClientCredentials,
+    address: Option<std::net::IpAddr>,
 ) -> Result<Client, TokenFailure> {
-    let failure = credentials.failure();
-    let record = svc
-        .store
-        .client(credentials.client_id())
-        .await?
-        .ok_or(failure)?;
-    match (credentials, &record.secret_hash) {
-        (ClientCredentials::Secret { secret, .. }, Some(stored))
-            if ct_eq(&token_hash(secret.expose()), stored) =>
+    let keys = throttle::client_keys(credentials.client_id(), address);
+    if let Some(wait) = svc.throttle.wait(&keys, svc.now()) {
+        tracing::info!(target: "audit", event = "client_auth_throttled", client_id = %credentials.client_id(), retry_after = wait);
+        return Err(TokenFailure::Throttled(wait));
+    }
+    let record = svc.store.client(credentials.client_id()).await?;
+    let authenticated = match (credentials, record) {
+        (ClientCredentials::Secret { secret, .. }, Some(record))
+            if record
+                .secret_hash
+                .as_ref()
+                .is_some_and(|stored| ct_eq(&token_hash(secret.expose()), stored)) =>
         {
-            Ok(record.client)
+            Some(record.client)
         }
-        (ClientCredentials::Public { .. }, None) => Ok(record.client),
-        _ => {
-            tracing::info!(target: "audit", event = "client_auth_failed", client_id = %record.client.id);
-            Err(failure.into())
+        (ClientCredentials::Public { .. }, Some(record)) if record.secret_hash.is_none() => {
+            Some(record.client)
+        }
+        _ => None,
+    };
+    match authenticated {
+        Some(client) => {
+            svc.throttle.succeeded(&keys);
+            Ok(client)
+        }
+        None => {
+            tracing::info!(target: "audit", event = "client_auth_failed", client_id = %credentials.client_id());
+            svc.throttle.failed(&keys, svc.now());
+            Err(credentials.failure().into())
         }
     }
 }

@@ -1065,3 +1065,104 @@ async fn a12_cors_is_granted_to_registered_public_client_origins_only() {
         "no CORS on pages"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// M67, F40, M69: brute-force protection.
+
+#[tokio::test]
+async fn m67_failed_logins_slow_down_then_answer_429_and_recover() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let client = app.client().await;
+    let browser = Browser::new();
+    let started = start(&app, &browser, &client, "openid", &[]).await;
+    let page = browser.follow(&app, &started).await;
+    for attempt in 1..=5 {
+        let wrong = browser
+            .submit(
+                &app,
+                &page,
+                "/login",
+                &[("username", "alice"), ("password", "wrong")],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::OK, "attempt {attempt} is free");
+    }
+    let sixth = browser
+        .submit(
+            &app,
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "wrong")],
+        )
+        .await;
+    assert_eq!(
+        sixth.status,
+        StatusCode::OK,
+        "the sixth failure is counted, then waits start"
+    );
+    let waiting = browser
+        .submit(
+            &app,
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        waiting.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "not even the right password is checked"
+    );
+    assert_eq!(waiting.header("retry-after"), Some("1"));
+    assert!(waiting.body.contains("Try again in 1 seconds"));
+    app.clock.advance(2);
+    let after = browser
+        .submit(
+            &app,
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        after.status,
+        StatusCode::SEE_OTHER,
+        "after the wait the right password works"
+    );
+}
+
+#[tokio::test]
+async fn f40_m69_failed_client_authentication_is_throttled_per_client() {
+    let app = spawn_app().await;
+    let client = app.client().await;
+    let other = app.client().await;
+    let wrong = TestClient {
+        secret: Some("wrong".into()),
+        ..client.clone()
+    };
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "x")];
+    for _ in 0..6 {
+        assert_eq!(
+            token(&app, &wrong, &form).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let throttled = token(&app, &client, &form).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.header("retry-after").is_some());
+    assert_eq!(throttled.header("cache-control"), Some("no-store"));
+    assert_eq!(throttled.json()["error"], "temporarily_unavailable");
+    let unaffected = token(&app, &other, &form).await;
+    assert_eq!(
+        unaffected.json()["error"],
+        "invalid_grant",
+        "another client is not slowed"
+    );
+    app.clock.advance(2);
+    assert_eq!(
+        token(&app, &client, &form).await.json()["error"],
+        "invalid_grant",
+        "the wait ends"
+    );
+}
