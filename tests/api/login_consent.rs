@@ -145,6 +145,11 @@ async fn b16_https_issuer_uses_host_prefixed_secure_cookies() {
     let started = start(&app, &browser, &client, "openid", &[]).await;
     let cookie = started.header("set-cookie").unwrap();
     assert!(cookie.starts_with("__Host-latchkey_browser="), "{cookie}");
+    assert_eq!(
+        started.header("strict-transport-security"),
+        Some("max-age=31536000"),
+        "L61: HSTS under https"
+    );
     assert!(
         cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("Path=/"),
         "{cookie}"

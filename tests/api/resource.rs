@@ -329,6 +329,13 @@ async fn h50_discovery_has_the_contract_fields_and_ignores_the_host_header() {
     let app = spawn_app().await;
     let metadata = app.metadata().await;
     assert_eq!(metadata["issuer"], app.base);
+    let plain = reqwest::get(app.url("/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap();
+    assert!(
+        plain.headers().get("strict-transport-security").is_none(),
+        "no HSTS for an http issuer"
+    );
     for (field, path) in [
         ("authorization_endpoint", "/authorize"),
         ("token_endpoint", "/token"),
