@@ -17,7 +17,9 @@ const KEY_CREATION_LOCK: i64 = 0x6c61_7463_686b_6579; // "latchkey"
 /// The PostgreSQL implementation of [`super::Store`].
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    /// PostgreSQL serves writers concurrently: one pool does both.
+    writer: PgPool,
+    reader: PgPool,
 }
 
 impl PgStore {
@@ -32,11 +34,11 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { writer: pool.clone(), reader: pool })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin().await
+        self.writer.begin().await
     }
 
     /// Two nodes starting on an empty database must not both create a first key.

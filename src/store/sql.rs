@@ -5,7 +5,8 @@
 //! `sqlite.rs` and `postgres.rs`. A generic implementation over `sqlx::Database` would need a
 //! bound for every type in every query; the macro keeps each backend's code concrete.
 
-/// Implements [`super::Store`] for `$store`, whose pool holds `$db` connections. `$store` must
+/// Implements [`super::Store`] for `$store`, whose pools hold `$db` connections. `$store` must
+/// have a `writer` pool (every statement that changes data), a `reader` pool (the rest), and
 /// provide `begin_write()` and `serialize_key_creation(&mut tx)`.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -41,7 +42,7 @@ macro_rules! sql_store {
                     .bind(c.access_token_alg.as_str())
                     .bind(&c.audience)
                     .bind(c.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("client id already exists") } else { e.into() })?;
                     Ok(())
@@ -51,14 +52,14 @@ macro_rules! sql_store {
                     let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
                     let row: Option<ClientRow> = sqlx::query_as(&sql)
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.reader)
                         .await?;
                     row.map(ClientRecord::try_from).transpose()
                 }
 
                 async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
                     let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id");
-                    let rows: Vec<ClientRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                    let rows: Vec<ClientRow> = sqlx::query_as(&sql).fetch_all(&self.reader).await?;
                     rows.into_iter().map(ClientRecord::try_from).collect()
                 }
 
@@ -83,7 +84,7 @@ macro_rules! sql_store {
                     )
                     .bind(secret_hash)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 }
@@ -100,7 +101,7 @@ macro_rules! sql_store {
                     .bind(&user.password_hash)
                     .bind(user.disabled)
                     .bind(user.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| {
                         if is_unique_violation(&e) {
@@ -116,7 +117,7 @@ macro_rules! sql_store {
                     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
                     let row: Option<UserRow> = sqlx::query_as(&sql)
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.reader)
                         .await?;
                     Ok(row.map(UserRecord::from))
                 }
@@ -125,14 +126,14 @@ macro_rules! sql_store {
                     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
                     let row: Option<UserRow> = sqlx::query_as(&sql)
                         .bind(username)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.reader)
                         .await?;
                     Ok(row.map(UserRecord::from))
                 }
 
                 async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
                     let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, username");
-                    let rows: Vec<UserRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                    let rows: Vec<UserRow> = sqlx::query_as(&sql).fetch_all(&self.reader).await?;
                     Ok(rows.into_iter().map(UserRecord::from).collect())
                 }
 
@@ -189,7 +190,7 @@ macro_rules! sql_store {
                         "SELECT kid, alg, private_der, created_at FROM signing_keys WHERE retired_at IS NULL \
                          ORDER BY created_at, kid",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.reader)
                     .await?;
                     rows.into_iter()
                         .map(|(kid, alg, private_der, created_at)| {
@@ -230,7 +231,7 @@ macro_rules! sql_store {
                     .bind(s.auth_time)
                     .bind(s.expires_at)
                     .bind(s.idle_expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 }
@@ -249,7 +250,7 @@ macro_rules! sql_store {
                     .bind(id_hash)
                     .bind(now)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     Ok(row.map(|(user_id, auth_time, expires_at)| SessionRecord {
                         id_hash: id_hash.to_vec(),
@@ -263,7 +264,7 @@ macro_rules! sql_store {
                 async fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
                     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
                         .bind(id_hash)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(())
                 }
@@ -274,7 +275,7 @@ macro_rules! sql_store {
                          JOIN clients k ON k.id = c.client_id WHERE c.user_id = $1 ORDER BY k.name, c.client_id",
                     )
                     .bind(user_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.reader)
                     .await?;
                     rows.into_iter()
                         .map(|(client_id, client_name, scope, granted_at)| {
@@ -333,7 +334,7 @@ macro_rules! sql_store {
                     .bind(&p.user_id)
                     .bind(p.auth_time)
                     .bind(p.expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 }
@@ -349,7 +350,7 @@ macro_rules! sql_store {
                     )
                     .bind(id_hash)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.reader)
                     .await?;
                     row.map(PendingRequest::try_from).transpose()
                 }
@@ -365,7 +366,7 @@ macro_rules! sql_store {
                             .bind(user_id)
                             .bind(auth_time)
                             .bind(id_hash)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?;
                     Ok(done.rows_affected() == 1)
                 }
@@ -423,7 +424,7 @@ macro_rules! sql_store {
                     let done = sqlx::query("DELETE FROM pending_requests WHERE id_hash = $1 AND expires_at > $2")
                         .bind(id_hash)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(done.rows_affected() == 1)
                 }
@@ -433,7 +434,7 @@ macro_rules! sql_store {
                         sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
                             .bind(user_id)
                             .bind(client_id)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&self.reader)
                             .await?;
                     scope
                         .map(|s| Scopes::parse(&s).map_err(|_| StoreError::Corrupt("consents.scope")))
@@ -556,7 +557,7 @@ macro_rules! sql_store {
                     let sql = format!("{GRANT_SELECT} WHERE g.id = $1");
                     let row: Option<GrantRow> = sqlx::query_as(&sql)
                         .bind(grant_id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.reader)
                         .await?;
                     row.map(RefreshGrant::try_from).transpose()
                 }
@@ -569,7 +570,7 @@ macro_rules! sql_store {
                         format!("{GRANT_WITH_REFRESH_SELECT} WHERE r.token_hash = $1 AND r.used_at IS NULL");
                     let row: Option<GrantRow> = sqlx::query_as(&sql)
                         .bind(token_hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.reader)
                         .await?;
                     row.map(RefreshGrant::try_from).transpose()
                 }
@@ -582,7 +583,7 @@ macro_rules! sql_store {
                 }
 
                 async fn ping(&self) -> Result<(), StoreError> {
-                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    sqlx::query("SELECT 1").execute(&self.reader).await?;
                     Ok(())
                 }
 
@@ -590,7 +591,7 @@ macro_rules! sql_store {
                     let mut counts = Vec::with_capacity(TABLES.len());
                     for table in TABLES {
                         let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-                            .fetch_one(&self.pool)
+                            .fetch_one(&self.reader)
                             .await?;
                         counts.push((table, count));
                     }
@@ -613,7 +614,7 @@ macro_rules! sql_store {
                     .bind(holder)
                     .bind(expires_at)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     Ok(held.is_some())
                 }
@@ -621,7 +622,7 @@ macro_rules! sql_store {
                 async fn purge_expired(&self, before: i64, retention: i64, batch: i64) -> Result<PurgeReport, StoreError> {
                     let old = before - retention;
                     let run = |sql: &'static str, cutoff: i64| {
-                        sqlx::query(sql).bind(cutoff).bind(batch).execute(&self.pool)
+                        sqlx::query(sql).bind(cutoff).bind(batch).execute(&self.writer)
                     };
                     let pending_requests = run(
                         "DELETE FROM pending_requests WHERE id_hash IN \
