@@ -31,6 +31,9 @@ pub enum Command {
     /// Manage users of the login page.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Inspect the database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -89,6 +92,23 @@ fn parse_warmup(raw: &str) -> Result<Duration, String> {
     } else {
         parse_duration(raw)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys, retired ones included, as a JSON array (never private parts).
+    List,
+    /// Create a new key; it is published at once and signs 10 minutes later, on every node.
+    Rotate {
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+    },
+    /// Stop publishing a key: tokens it signed stop verifying. Retire a key only after the
+    /// access-token lifetime has passed since its successor started signing.
+    Retire {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

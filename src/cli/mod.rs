@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Cli, Command, DbCommand};
+use crate::config::{Cli, Command, DbCommand, KeysCommand};
 use crate::store::{self, Store};
 
 /// Runs one command to completion.
@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user::run(open(&cli.database_url).await?.as_ref(), command).await,
         Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
+        Command::Keys(command) => keys(open(&cli.database_url).await?.as_ref(), command).await,
         Command::Db(DbCommand::Stats) => {
             let counts = open(&cli.database_url).await?.table_counts().await?;
             let object: serde_json::Map<String, serde_json::Value> = counts
@@ -40,6 +41,53 @@ async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 fn now() -> i64 {
     SystemClock.now()
+}
+
+/// `latchkey keys …`.
+async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
+    use crate::protocol::types::SigningAlg;
+    use crate::service::keys::{self, PUBLISH_BEFORE_SIGNING};
+    use crate::store::KeyRetirement;
+    match command {
+        KeysCommand::List => {
+            let list: Vec<serde_json::Value> = store
+                .signing_key_history()
+                .await?
+                .into_iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "kid": k.kid,
+                        "alg": k.alg.as_str(),
+                        "created_at": k.created_at,
+                        "signs_from": k.created_at + PUBLISH_BEFORE_SIGNING,
+                        "retired_at": k.retired_at,
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(list))
+        }
+        KeysCommand::Rotate { alg } => {
+            let alg = SigningAlg::parse(&alg)
+                .ok_or_else(|| anyhow::anyhow!("--alg must be ES256, RS256 or EdDSA"))?;
+            let key = keys::rotate(store, alg, now()).await?;
+            print_json(&serde_json::json!({
+                "kid": key.kid,
+                "alg": alg.as_str(),
+                "created_at": key.created_at,
+                "signs_from": key.created_at + PUBLISH_BEFORE_SIGNING,
+            }))
+        }
+        KeysCommand::Retire { kid } => match store.retire_signing_key(&kid, now()).await? {
+            KeyRetirement::Retired => {
+                tracing::info!(target: "audit", event = "signing_key_retired", kid = %kid);
+                Ok(())
+            }
+            KeyRetirement::Unknown => Err(anyhow::anyhow!("unknown or already retired key: {kid}")),
+            KeyRetirement::LastOfAlgorithm => Err(anyhow::anyhow!(
+                "{kid} is the last live key of its algorithm; rotate first"
+            )),
+        },
+    }
 }
 
 /// Prints one JSON value on stdout.

@@ -10,7 +10,7 @@ use crate::config::{self, ServeArgs};
 use crate::http::{self, AppState};
 use crate::protocol::metadata::paths;
 use crate::protocol::pkce;
-use crate::service::{Latchkey, Settings, admin, maintenance};
+use crate::service::{Latchkey, Settings, admin, keys, maintenance};
 use crate::{crypto, store};
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
@@ -50,6 +50,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(issuer = %svc.settings.issuer, address = %listener.local_addr()?, "latchkey is listening");
     maintenance::spawn(svc.clone(), args.cleanup_interval);
+    keys::spawn_reload(svc.clone());
     let state = AppState {
         trusted_proxies: args.trusted_proxies.clone(),
         ..AppState::new(svc)

@@ -36,9 +36,10 @@ pub async fn metadata(State(state): State<AppState>) -> Result<Response, HttpErr
 
 /// `GET /jwks`: public keys only.
 pub async fn jwks(State(state): State<AppState>) -> Response {
+    let cache = format!("public, max-age={}", crate::service::keys::JWKS_MAX_AGE);
     (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.svc.keys.jwks()),
+        [(header::CACHE_CONTROL, cache)],
+        Json(state.svc.keys().jwks()),
     )
         .into_response()
 }

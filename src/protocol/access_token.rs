@@ -34,6 +34,8 @@ pub struct AccessTokenClaims {
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
+    /// When the key was created; it signs only once every node has published it.
+    pub created_at: i64,
     pub encoding: EncodingKey,
     pub decoding: DecodingKey,
     /// The public JWK as published at `jwks_uri` (RFC 7517), with `kid`, `alg` and `use`.

@@ -39,6 +39,14 @@ pub struct KeyRing {
     keys: Vec<SigningKey>,
 }
 
+/// A rotated key is published this long before it signs: longer than the JWKS cache lifetime
+/// ([`JWKS_MAX_AGE`]) plus the interval at which nodes reload keys ([`RELOAD_INTERVAL`]).
+pub const PUBLISH_BEFORE_SIGNING: i64 = 600;
+/// `Cache-Control: max-age` of the JWKS.
+pub const JWKS_MAX_AGE: i64 = 300;
+/// How often a node re-reads the keys, to pick up rotations and retirements.
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Every algorithm a client may choose gets a key on first start: ES256 (the default), RS256
 /// (which RFC 9068 §4 requires every server to support) and EdDSA (Ed25519).
 const CREATED_ALGS: [SigningAlg; 3] = SigningAlg::ALL;
@@ -54,6 +62,11 @@ impl KeyRing {
                 store.insert_first_signing_key(&generate(alg, now)?).await?;
             }
         }
+        Self::load(store).await
+    }
+
+    /// The live (not retired) keys in the store.
+    pub async fn load(store: &dyn Store) -> Result<Self, KeyError> {
         let keys = store
             .signing_keys()
             .await?
@@ -63,12 +76,14 @@ impl KeyRing {
         Ok(KeyRing { keys })
     }
 
-    /// The key new tokens of `alg` are signed with: the newest one.
-    pub fn signer(&self, alg: SigningAlg) -> Result<&SigningKey, KeyError> {
-        self.keys
-            .iter()
-            .rev()
-            .find(|k| k.alg == alg)
+    /// The key new tokens of `alg` are signed with: the newest one that every node has been
+    /// publishing for [`PUBLISH_BEFORE_SIGNING`] (so any JWKS a resource server cached already
+    /// holds it), or the oldest one while none has.
+    pub fn signer(&self, alg: SigningAlg, now: i64) -> Result<&SigningKey, KeyError> {
+        let of_alg = || self.keys.iter().filter(|k| k.alg == alg);
+        of_alg()
+            .rfind(|k| k.created_at + PUBLISH_BEFORE_SIGNING <= now)
+            .or_else(|| of_alg().next())
             .ok_or(KeyError::Missing(alg.as_str()))
     }
 
@@ -162,8 +177,37 @@ fn parse(record: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
     Ok(SigningKey {
         kid: record.kid.clone(),
         alg: record.alg,
+        created_at: record.created_at,
         encoding,
         decoding,
         public_jwk: jwk,
+    })
+}
+
+/// Creates a new key for `alg` (`latchkey keys rotate`). It is published at once and signs
+/// after [`PUBLISH_BEFORE_SIGNING`]; the old key keeps verifying until it is retired.
+pub async fn rotate(
+    store: &dyn Store,
+    alg: SigningAlg,
+    now: i64,
+) -> Result<SigningKeyRecord, KeyError> {
+    let record = generate(alg, now)?;
+    store.insert_signing_key(&record).await?;
+    tracing::info!(target: "audit", event = "signing_key_rotated", kid = %record.kid, alg = alg.as_str());
+    Ok(record)
+}
+
+/// Runs [`KeyRing::load`] every [`RELOAD_INTERVAL`] and installs the result, so every node
+/// follows rotations and retirements within a minute.
+pub fn spawn_reload(svc: std::sync::Arc<super::Latchkey>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(RELOAD_INTERVAL);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            if let Err(error) = svc.reload_keys().await {
+                tracing::warn!(%error, "reloading signing keys failed; keeping the current ones");
+            }
+        }
     })
 }

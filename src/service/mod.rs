@@ -63,7 +63,7 @@ impl Settings {
 pub struct Latchkey {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub keys: KeyRing,
+    keys: std::sync::RwLock<Arc<KeyRing>>,
     pub settings: Settings,
     /// Failed password and client-secret attempts on this node.
     pub throttle: throttle::Throttle,
@@ -80,10 +80,22 @@ impl Latchkey {
         Ok(Latchkey {
             store,
             clock,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             settings,
             throttle: throttle::Throttle::default(),
         })
+    }
+
+    /// The current signing keys.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the keys from the store (after a rotation or retirement on any node).
+    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        let ring = Arc::new(KeyRing::load(self.store.as_ref()).await?);
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = ring;
+        Ok(())
     }
 
     pub fn now(&self) -> i64 {

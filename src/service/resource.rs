@@ -41,7 +41,8 @@ const USERINFO_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 pub async fn userinfo(svc: &Latchkey, bearer: &str) -> Result<UserInfo, ResourceFailure> {
     let now = svc.now();
     let issuer = &svc.settings.issuer;
-    let claims = access_token::verify(bearer, issuer, Some(issuer), now, |kid| svc.keys.find(kid))
+    let keys = svc.keys();
+    let claims = access_token::verify(bearer, issuer, Some(issuer), now, |kid| keys.find(kid))
         .map_err(|_| BearerError::InvalidToken)?;
     if live_grant(svc, &claims).await?.is_none() {
         return Err(BearerError::InvalidToken.into());
@@ -167,11 +168,10 @@ fn own_access_token(
     token: &str,
     now: i64,
 ) -> Option<AccessTokenClaims> {
-    access_token::verify(token, &svc.settings.issuer, None, now, |kid| {
-        svc.keys.find(kid)
-    })
-    .ok()
-    .filter(|claims| claims.client_id == caller.id)
+    let keys = svc.keys();
+    access_token::verify(token, &svc.settings.issuer, None, now, |kid| keys.find(kid))
+        .ok()
+        .filter(|claims| claims.client_id == caller.id)
 }
 
 /// The grant behind an access token, if it is still live: not revoked, user enabled.

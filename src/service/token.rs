@@ -252,9 +252,9 @@ fn sign(
         auth_time,
         grant_id: grant_id.to_owned(),
     };
-    let key = svc
-        .keys
-        .signer(client.access_token_alg)
+    let keys = svc.keys();
+    let key = keys
+        .signer(client.access_token_alg, now)
         .map_err(InternalError::from)?;
     access_token::sign(&claims, key).map_err(|e| TokenFailure::Internal(e.into()))
 }

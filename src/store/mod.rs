@@ -63,6 +63,24 @@ pub struct SigningKeyRecord {
     pub created_at: i64,
 }
 
+/// A signing key as `keys list` shows it.
+#[derive(Clone, Debug)]
+pub struct SigningKeyInfo {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+/// What retiring a key did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRetirement {
+    Retired,
+    Unknown,
+    /// The key is the last live one of its algorithm: rotate first.
+    LastOfAlgorithm,
+}
+
 /// A browser's login session, stored under the digest of its cookie value.
 #[derive(Clone, Debug)]
 pub struct SessionRecord {
@@ -175,6 +193,12 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a key unless one of the same algorithm exists already; returns whether it did,
     /// so nodes starting together agree on one key.
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+    /// Adds a key (rotation).
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Retires a key, unless it is the last live key of its algorithm; returns whether it did.
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<KeyRetirement, StoreError>;
+    /// Every key, retired ones included, without private parts.
+    async fn signing_key_history(&self) -> Result<Vec<SigningKeyInfo>, StoreError>;
 
     async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// The live session under `id_hash` whose user is enabled, its idle end slid to

@@ -34,7 +34,10 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PgStore { writer: pool.clone(), reader: pool })
+        Ok(PgStore {
+            writer: pool.clone(),
+            reader: pool,
+        })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {

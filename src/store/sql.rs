@@ -19,7 +19,7 @@ macro_rules! sql_store {
             use crate::store::{
                 ClientRecord, CodeCheck, CodeRedemption, ConsentRecord, NewAuthorizationCode, NewRefreshToken,
                 PendingRequest, RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store, StoreError,
-                PurgeReport, TABLES, UserRecord,
+                KeyRetirement, PurgeReport, SigningKeyInfo, TABLES, UserRecord,
             };
             use crate::protocol::types::SigningAlg;
 
@@ -220,6 +220,57 @@ macro_rules! sql_store {
                     .await?;
                     tx.commit().await?;
                     Ok(done.rows_affected() == 1)
+                }
+
+                async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+                    sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(&key.kid)
+                        .bind(key.alg.as_str())
+                        .bind(&key.private_der)
+                        .bind(key.created_at)
+                        .execute(&self.writer)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<KeyRetirement, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    Self::serialize_key_creation(&mut tx).await?;
+                    let alg: Option<String> =
+                        sqlx::query_scalar("SELECT alg FROM signing_keys WHERE kid = $1 AND retired_at IS NULL")
+                            .bind(kid)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let Some(alg) = alg else { return Ok(KeyRetirement::Unknown) };
+                    let live: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE alg = $1 AND retired_at IS NULL")
+                            .bind(&alg)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if live <= 1 {
+                        return Ok(KeyRetirement::LastOfAlgorithm);
+                    }
+                    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
+                        .bind(now)
+                        .bind(kid)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(KeyRetirement::Retired)
+                }
+
+                async fn signing_key_history(&self) -> Result<Vec<SigningKeyInfo>, StoreError> {
+                    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+                        "SELECT kid, alg, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+                    )
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.into_iter()
+                        .map(|(kid, alg, created_at, retired_at)| {
+                            let alg = SigningAlg::parse(&alg).ok_or(StoreError::Corrupt("signing_keys.alg"))?;
+                            Ok(SigningKeyInfo { kid, alg, created_at, retired_at })
+                        })
+                        .collect()
                 }
 
                 async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {

@@ -38,7 +38,10 @@ impl SqliteStore {
             // A slow statement is worth a look, not a warning on an admin command's stderr.
             .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let filename = options.get_filename().to_owned();
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         restrict_permissions(&filename);
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()

@@ -13,6 +13,7 @@ mod crash;
 mod example;
 mod hardening;
 mod helpers;
+mod keys;
 mod login_consent;
 mod logs;
 mod maintenance;
