@@ -17,6 +17,10 @@ pub struct Cli {
         default_value = "sqlite://latchkey.db"
     )]
     pub database_url: String,
+    /// File holding a base64 32-byte key that encrypts signing keys in the database
+    /// (AES-256-GCM). Without it keys are stored unencrypted.
+    #[arg(long, env = "LATCHKEY_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -211,6 +211,102 @@ pub async fn verify_password(stored: Option<String>, password: Password) -> bool
     .unwrap_or(false)
 }
 
+/// Encrypts signing keys at rest with AES-256-GCM under a key the operator keeps outside the
+/// database (`--secret-key-file`), so a copy of the database alone does not let anyone sign
+/// tokens (checklist item 75). Each sealed value is `LK1 || nonce || ciphertext+tag`, with the
+/// key id as associated data so a sealed key cannot be moved to another id.
+#[derive(Default)]
+pub struct Sealer(Option<aws_lc_rs::aead::LessSafeKey>);
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Sealer([key])"
+        } else {
+            "Sealer(none)"
+        })
+    }
+}
+
+/// Why a secret key file or a sealed value cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(
+        "the secret key file must hold 32 bytes, base64-encoded (for example from `openssl rand -base64 32`)"
+    )]
+    BadKeyFile,
+    #[error("cannot read the secret key file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the signing keys are encrypted: give the --secret-key-file they were encrypted with")]
+    KeyNeeded,
+    #[error("a signing key does not decrypt with this secret key file")]
+    WrongKey,
+}
+
+const SEALED_PREFIX: &[u8] = b"LK1";
+
+impl Sealer {
+    /// No encryption: keys are stored as plain PKCS#8.
+    pub fn none() -> Self {
+        Sealer(None)
+    }
+
+    /// Reads a base64-encoded 32-byte key from a file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, SealError> {
+        let text = std::fs::read_to_string(path)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim()))
+            .map_err(|_| SealError::BadKeyFile)?;
+        let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &bytes)
+            .map_err(|_| SealError::BadKeyFile)?;
+        Ok(Sealer(Some(aws_lc_rs::aead::LessSafeKey::new(key))))
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Seals `plain` for the key id `kid`, or returns it unchanged without a key.
+    pub fn seal(&self, kid: &str, plain: &[u8]) -> Vec<u8> {
+        let Some(key) = &self.0 else {
+            return plain.to_vec();
+        };
+        let nonce_bytes = random_bytes::<12>();
+        let mut sealed = plain.to_vec();
+        key.seal_in_place_append_tag(
+            aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce_bytes),
+            aws_lc_rs::aead::Aad::from(kid.as_bytes()),
+            &mut sealed,
+        )
+        .expect("AES-GCM sealing of a small buffer cannot fail");
+        [SEALED_PREFIX, &nonce_bytes, &sealed].concat()
+    }
+
+    /// Opens what [`Sealer::seal`] stored; plain values (stored without a key) pass through.
+    pub fn open(&self, kid: &str, stored: &[u8]) -> Result<Vec<u8>, SealError> {
+        let Some(rest) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(stored.to_vec());
+        };
+        let key = self.0.as_ref().ok_or(SealError::KeyNeeded)?;
+        if rest.len() < 12 {
+            return Err(SealError::WrongKey);
+        }
+        let (nonce, sealed) = rest.split_at(12);
+        let nonce = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| SealError::WrongKey)?;
+        let mut buffer = sealed.to_vec();
+        let plain = key
+            .open_in_place(
+                nonce,
+                aws_lc_rs::aead::Aad::from(kid.as_bytes()),
+                &mut buffer,
+            )
+            .map_err(|_| SealError::WrongKey)?;
+        Ok(plain.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +320,43 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         assert_ne!(a, random_token());
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_key_and_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>()),
+        )
+        .unwrap();
+        let sealer = Sealer::from_file(&path).unwrap();
+        let sealed = sealer.seal("kid1", b"private key");
+        assert!(!sealed.windows(11).any(|w| w == b"private key"));
+        assert_eq!(sealer.open("kid1", &sealed).unwrap(), b"private key");
+        assert!(matches!(
+            sealer.open("kid2", &sealed),
+            Err(SealError::WrongKey)
+        ));
+        assert!(matches!(
+            Sealer::none().open("kid1", &sealed),
+            Err(SealError::KeyNeeded)
+        ));
+        std::fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>()),
+        )
+        .unwrap();
+        assert!(matches!(
+            Sealer::from_file(&path).unwrap().open("kid1", &sealed),
+            Err(SealError::WrongKey)
+        ));
+        std::fs::write(&path, "too short").unwrap();
+        assert!(matches!(
+            Sealer::from_file(&path),
+            Err(SealError::BadKeyFile)
+        ));
     }
 
     #[tokio::test]

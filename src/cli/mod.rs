@@ -14,14 +14,20 @@ use crate::store::{self, Store};
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let sealer = match &cli.secret_key_file {
+        Some(path) => crate::crypto::Sealer::from_file(path)?,
+        None => crate::crypto::Sealer::none(),
+    };
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.database_url, args).await,
+        Command::Serve(args) => serve::run(&cli.database_url, sealer, args).await,
         Command::Client(command) => {
             client::run(open(&cli.database_url).await?.as_ref(), command).await
         }
         Command::User(command) => user::run(open(&cli.database_url).await?.as_ref(), command).await,
         Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
-        Command::Keys(command) => keys(open(&cli.database_url).await?.as_ref(), command).await,
+        Command::Keys(command) => {
+            keys(open(&cli.database_url).await?.as_ref(), &sealer, command).await
+        }
         Command::Db(DbCommand::Stats) => {
             let counts = open(&cli.database_url).await?.table_counts().await?;
             let object: serde_json::Map<String, serde_json::Value> = counts
@@ -44,7 +50,11 @@ fn now() -> i64 {
 }
 
 /// `latchkey keys …`.
-async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
+async fn keys(
+    store: &dyn Store,
+    sealer: &crate::crypto::Sealer,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
     use crate::protocol::types::SigningAlg;
     use crate::service::keys::{self, PUBLISH_BEFORE_SIGNING};
     use crate::store::KeyRetirement;
@@ -69,7 +79,7 @@ async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Rotate { alg } => {
             let alg = SigningAlg::parse(&alg)
                 .ok_or_else(|| anyhow::anyhow!("--alg must be ES256, RS256 or EdDSA"))?;
-            let key = keys::rotate(store, alg, now()).await?;
+            let key = keys::rotate(store, sealer, alg, now()).await?;
             print_json(&serde_json::json!({
                 "kid": key.kid,
                 "alg": alg.as_str(),

@@ -13,7 +13,11 @@ use crate::protocol::pkce;
 use crate::service::{Latchkey, Settings, admin, keys, maintenance};
 use crate::{crypto, store};
 
-pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(
+    database_url: &str,
+    sealer: crypto::Sealer,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     let bind: SocketAddr = args
         .bind
         .parse()
@@ -35,6 +39,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         access_token_ttl: args.access_token_ttl.as_secs() as i64,
         refresh_token_ttl: args.refresh_token_ttl.as_secs() as i64,
         refresh_token_idle_ttl: args.refresh_token_idle_ttl.as_secs() as i64,
+        sealer: Arc::new(sealer),
         ..Settings::new(issuer)
     };
     let clock = Arc::new(SystemClock);
@@ -43,6 +48,11 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot load the signing keys")?,
     );
+    if !svc.settings.sealer.is_active() && !args.demo {
+        tracing::warn!(
+            "signing keys are stored unencrypted; give --secret-key-file to encrypt them at rest"
+        );
+    }
     if args.demo {
         let demo =
             admin::ensure_demo(svc.store.as_ref(), &svc.settings.issuer, clock.now()).await?;

@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
-use crate::crypto;
+use crate::crypto::{self, Sealer};
 use crate::protocol::access_token::{SigningKey, jwt_algorithm};
 use crate::protocol::types::SigningAlg;
 use crate::store::{SigningKeyRecord, Store, StoreError};
@@ -31,6 +31,8 @@ pub enum KeyError {
     Generation,
     #[error("no signing key for {0}")]
     Missing(&'static str),
+    #[error(transparent)]
+    Seal(#[from] crypto::SealError),
 }
 
 /// The keys this node signs and verifies with, parsed once at start.
@@ -55,23 +57,29 @@ impl KeyRing {
     /// Loads the keys from the store, creating the first key of each algorithm if none exists.
     /// Nodes starting at once agree: the insert is conditional, and every node then loads what
     /// the database holds.
-    pub async fn load_or_create(store: &dyn Store, now: i64) -> Result<Self, KeyError> {
+    pub async fn load_or_create(
+        store: &dyn Store,
+        sealer: &Sealer,
+        now: i64,
+    ) -> Result<Self, KeyError> {
         let existing = store.signing_keys().await?;
         for alg in CREATED_ALGS {
             if !existing.iter().any(|k| k.alg == alg) {
-                store.insert_first_signing_key(&generate(alg, now)?).await?;
+                store
+                    .insert_first_signing_key(&generate(alg, sealer, now)?)
+                    .await?;
             }
         }
-        Self::load(store).await
+        Self::load(store, sealer).await
     }
 
     /// The live (not retired) keys in the store.
-    pub async fn load(store: &dyn Store) -> Result<Self, KeyError> {
+    pub async fn load(store: &dyn Store, sealer: &Sealer) -> Result<Self, KeyError> {
         let keys = store
             .signing_keys()
             .await?
             .into_iter()
-            .map(|record| parse(&record))
+            .map(|record| parse(&record, sealer))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(KeyRing { keys })
     }
@@ -101,7 +109,7 @@ impl KeyRing {
 }
 
 /// Generates a key pair; every key is stored as PKCS#8 DER.
-fn generate(alg: SigningAlg, now: i64) -> Result<SigningKeyRecord, KeyError> {
+fn generate(alg: SigningAlg, sealer: &Sealer, now: i64) -> Result<SigningKeyRecord, KeyError> {
     let rng = SystemRandom::new();
     let private_der = match alg {
         SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -118,15 +126,21 @@ fn generate(alg: SigningAlg, now: i64) -> Result<SigningKeyRecord, KeyError> {
             .as_ref()
             .to_vec(),
     };
+    let kid = crypto::random_token()[..16].to_owned();
+    let private_der = sealer.seal(&kid, &private_der);
     Ok(SigningKeyRecord {
-        kid: crypto::random_token()[..16].to_owned(),
+        kid,
         alg,
         private_der,
         created_at: now,
     })
 }
 
-fn parse(record: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
+fn parse(stored: &SigningKeyRecord, sealer: &Sealer) -> Result<SigningKey, KeyError> {
+    let record = &SigningKeyRecord {
+        private_der: sealer.open(&stored.kid, &stored.private_der)?,
+        ..stored.clone()
+    };
     let unusable = || KeyError::Unusable(record.kid.clone());
     let (encoding, algorithm) = match record.alg {
         SigningAlg::ES256 => {
@@ -188,10 +202,11 @@ fn parse(record: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
 /// after [`PUBLISH_BEFORE_SIGNING`]; the old key keeps verifying until it is retired.
 pub async fn rotate(
     store: &dyn Store,
+    sealer: &Sealer,
     alg: SigningAlg,
     now: i64,
 ) -> Result<SigningKeyRecord, KeyError> {
-    let record = generate(alg, now)?;
+    let record = generate(alg, sealer, now)?;
     store.insert_signing_key(&record).await?;
     tracing::info!(target: "audit", event = "signing_key_rotated", kid = %record.kid, alg = alg.as_str());
     Ok(record)

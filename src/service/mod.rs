@@ -35,6 +35,8 @@ pub struct Settings {
     pub session_idle_ttl: i64,
     /// How long a started authorization request waits for login and consent.
     pub pending_ttl: i64,
+    /// Encrypts signing keys at rest (`--secret-key-file`); none by default.
+    pub sealer: Arc<crate::crypto::Sealer>,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             session_ttl: 12 * 3600,
             session_idle_ttl: 3600,
             pending_ttl: 30 * 60,
+            sealer: Arc::new(crate::crypto::Sealer::none()),
         }
     }
 
@@ -76,7 +79,7 @@ impl Latchkey {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Self, KeyError> {
-        let keys = KeyRing::load_or_create(store.as_ref(), clock.now()).await?;
+        let keys = KeyRing::load_or_create(store.as_ref(), &settings.sealer, clock.now()).await?;
         Ok(Latchkey {
             store,
             clock,
@@ -93,7 +96,7 @@ impl Latchkey {
 
     /// Re-reads the keys from the store (after a rotation or retirement on any node).
     pub async fn reload_keys(&self) -> Result<(), KeyError> {
-        let ring = Arc::new(KeyRing::load(self.store.as_ref()).await?);
+        let ring = Arc::new(KeyRing::load(self.store.as_ref(), &self.settings.sealer).await?);
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = ring;
         Ok(())
     }

@@ -41,6 +41,7 @@ async fn h49_rotation_publishes_first_signs_later_and_retirement_revokes_old_tok
     app.clock.advance(1);
     let rotated = keys::rotate(
         app.store.as_ref(),
+        &svc.settings.sealer,
         SigningAlg::ES256,
         latchkey::clock::Clock::now(app.clock.as_ref()),
     )
@@ -152,4 +153,76 @@ fn keys_commands_list_rotate_and_retire() {
         .output()
         .unwrap();
     assert!(!bad_alg.status.success());
+}
+
+/// Checklist item 75: with --secret-key-file, private keys are stored AES-256-GCM encrypted;
+/// a node without the file, or with another one, refuses to start with one clear line.
+#[tokio::test]
+async fn l75_signing_keys_are_encrypted_at_rest_with_the_secret_key_file() {
+    use base64::Engine;
+    let db = crate::cli::Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("secret.key");
+    let other_file = dir.path().join("other.key");
+    for path in [&key_file, &other_file] {
+        let bytes = latchkey::crypto::random_bytes::<32>();
+        std::fs::write(
+            path,
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )
+        .unwrap();
+    }
+    let key_path = key_file.to_str().unwrap().to_owned();
+    let serve = db.command(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--secret-key-file",
+        &key_path,
+    ]);
+    let mut server = crate::cli::Server::spawn(serve);
+    let jwks: Value = reqwest::get(format!("{}/jwks", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
+    assert!(server.terminate().success());
+
+    let store = latchkey::store::connect(&db.url).await.unwrap();
+    let stored = store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 3);
+    for key in &stored {
+        assert!(
+            key.private_der.starts_with(b"LK1"),
+            "{} is stored sealed",
+            key.kid
+        );
+    }
+    let sealer = latchkey::crypto::Sealer::from_file(&key_file).unwrap();
+    let plain = sealer.open(&stored[0].kid, &stored[0].private_der).unwrap();
+    assert!(!stored.iter().any(|k| {
+        k.private_der
+            .windows(plain.len())
+            .any(|w| w == plain.as_slice())
+    }));
+
+    for (args, expected) in [
+        (vec![], "--secret-key-file"),
+        (
+            vec!["--secret-key-file", other_file.to_str().unwrap()],
+            "does not decrypt",
+        ),
+    ] {
+        let mut cmd = db.command(&["serve", "--bind", "127.0.0.1:0"]);
+        cmd.args(&args);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} must not start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(last.contains(expected), "{args:?}: {stderr}");
+    }
 }
