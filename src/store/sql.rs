@@ -511,18 +511,13 @@ macro_rules! sql_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some(row) = row else {
-                        let used: Option<String> =
-                            sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
-                                .bind(code_hash)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                        let Some(grant_id) = used else {
-                            return Ok(CodeRedemption::Unknown);
-                        };
                         // RFC 6749 §4.1.2: "If an authorization code is used more than once, the
                         // authorization server MUST deny the request and SHOULD revoke (when possible) all
                         // tokens previously issued based on that authorization code."
-                        revoke_grant_in(&mut tx, &grant_id, now).await?;
+                        let lookup = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
+                        let Some(grant_id) = revoke_on_reuse(&mut tx, lookup, code_hash, now).await? else {
+                            return Ok(CodeRedemption::Unknown);
+                        };
                         tx.commit().await?;
                         return Ok(CodeRedemption::Replayed { grant_id });
                     };
@@ -567,17 +562,12 @@ macro_rules! sql_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some((grant_id, refreshed_at)) = spent else {
-                        let used: Option<String> =
-                            sqlx::query_scalar("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1")
-                                .bind(token_hash)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                        let Some(grant_id) = used else {
-                            return Ok(RefreshRotation::Unknown);
-                        };
                         // RFC 9700 §4.14.2: on reuse, "the authorization server cannot determine which party
                         // submitted the invalid refresh token, it will revoke the active refresh token".
-                        revoke_grant_in(&mut tx, &grant_id, now).await?;
+                        let lookup = "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1";
+                        let Some(grant_id) = revoke_on_reuse(&mut tx, lookup, token_hash, now).await? else {
+                            return Ok(RefreshRotation::Unknown);
+                        };
                         tx.commit().await?;
                         return Ok(RefreshRotation::Replayed { grant_id });
                     };
@@ -722,6 +712,22 @@ macro_rules! sql_store {
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
+            }
+
+            /// A spent code or refresh token presented again: revokes the grant it belongs to and
+            /// returns its id; `None` when `lookup` (the artifact's grant by digest) finds nothing.
+            async fn revoke_on_reuse(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                lookup: &'static str,
+                digest: &[u8],
+                now: i64,
+            ) -> Result<Option<String>, StoreError> {
+                let grant_id: Option<String> =
+                    sqlx::query_scalar(lookup).bind(digest).fetch_optional(&mut **tx).await?;
+                if let Some(grant_id) = &grant_id {
+                    revoke_grant_in(tx, grant_id, now).await?;
+                }
+                Ok(grant_id)
             }
 
             /// Marks the grant revoked and spends its refresh tokens, so no live token of the family is

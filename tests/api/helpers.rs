@@ -426,6 +426,19 @@ pub async fn browser_flow(
     username: &str,
     scope: &str,
 ) -> (String, String) {
+    browser_flow_with_issuer(app, browser, client, username, scope, &app.base).await
+}
+
+/// [`browser_flow`] against a node whose issuer is not its own address (a load-balanced
+/// deployment shares one issuer): the redirect's `iss` must be `issuer`.
+pub async fn browser_flow_with_issuer(
+    app: &TestApp,
+    browser: &Browser,
+    client: &TestClient,
+    username: &str,
+    scope: &str,
+    issuer: &str,
+) -> (String, String) {
     let (verifier, challenge) = pkce_pair();
     let started = browser
         .authorize(
@@ -462,7 +475,7 @@ pub async fn browser_flow(
     }
     let params = answer.redirect_params();
     assert_eq!(params.get("state").map(String::as_str), Some("xyz"));
-    assert_eq!(params.get("iss"), Some(&app.base));
+    assert_eq!(params.get("iss").map(String::as_str), Some(issuer));
     (
         params
             .get("code")

@@ -182,64 +182,14 @@ fn assert_invalid_grant(answer: &Answer, what: &str) {
 }
 
 /// Authorize, log in as alice and consent, all on `app`, in a new browser: (code, verifier).
-/// Like `helpers::browser_flow`, but the redirect's `iss` is the shared issuer, which for B is
-/// not its own address.
+/// A flow on one node with a fresh browser; `iss` is the shared issuer.
 async fn node_flow(
     app: &TestApp,
     issuer: &str,
     client: &TestClient,
     scope: &str,
 ) -> (String, String) {
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let started = browser
-        .authorize(
-            app,
-            &[
-                ("response_type", "code"),
-                ("client_id", &client.id),
-                ("redirect_uri", &client.redirect_uri),
-                ("scope", scope),
-                ("state", "xyz"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-            ],
-        )
-        .await;
-    assert_eq!(
-        started.status,
-        StatusCode::SEE_OTHER,
-        "authorize: {}",
-        started.body
-    );
-    let mut decided = browser.login(app, &started, "alice", PASSWORD).await;
-    assert_eq!(
-        decided.status,
-        StatusCode::SEE_OTHER,
-        "login: {}",
-        decided.body
-    );
-    // A consent given before for this client is remembered and not asked again.
-    if decided
-        .location()
-        .is_some_and(|l| l.starts_with("/consent"))
-    {
-        decided = browser.consent(app, &decided, "allow").await;
-        assert_eq!(
-            decided.status,
-            StatusCode::SEE_OTHER,
-            "consent: {}",
-            decided.body
-        );
-    }
-    let params = decided.redirect_params();
-    assert_eq!(params.get("state").map(String::as_str), Some("xyz"));
-    assert_eq!(params.get("iss").map(String::as_str), Some(issuer));
-    let code = params
-        .get("code")
-        .unwrap_or_else(|| panic!("no code in {params:?}"))
-        .clone();
-    (code, verifier)
+    browser_flow_with_issuer(app, &Browser::new(), client, "alice", scope, issuer).await
 }
 
 /// A full flow on `app` and the exchange on `app`: the token response.
