@@ -73,7 +73,7 @@ pub async fn login(
     check_csrf(browser, csrf_token)?;
     match session::verify_credentials(svc, &username, password, address).await? {
         None => {
-            tracing::info!(target: "audit", event = "login_failed", client_id = "-");
+            tracing::info!(target: "audit", event = "login_failed", client_id = "-", username = %username);
             let csrf_token = csrf_token.to_owned();
             Ok(AccountLogin::Failed(AccountView::SignIn {
                 csrf_token,
@@ -83,7 +83,7 @@ pub async fn login(
         }
         Some(user) => {
             let session_cookie = session::start(svc, &user.id, svc.now()).await?;
-            tracing::info!(target: "audit", event = "login_succeeded", client_id = "-", sub = %user.id);
+            tracing::info!(target: "audit", event = "login_succeeded", client_id = "-", sub = %user.id, username = %user.username);
             Ok(AccountLogin::SignedIn { session_cookie })
         }
     }

@@ -186,7 +186,7 @@ pub async fn login(
     check_csrf(browser, &form.flow, &form.csrf_token)?;
     let user = session::verify_credentials(svc, &form.username, form.password, address).await?;
     let Some(user) = user else {
-        tracing::info!(target: "audit", event = "login_failed", client_id = %client.id);
+        tracing::info!(target: "audit", event = "login_failed", client_id = %client.id, username = %form.username);
         return Ok(LoginOutcome::Failed(LoginPage {
             flow: form.flow.clone(),
             csrf_token: form.csrf_token,
@@ -205,7 +205,7 @@ pub async fn login(
     {
         return Err(FlowError::UnknownFlow);
     }
-    tracing::info!(target: "audit", event = "login_succeeded", client_id = %client.id, sub = %user.id);
+    tracing::info!(target: "audit", event = "login_succeeded", client_id = %client.id, sub = %user.id, username = %user.username);
     let pending = PendingRequest {
         user_id: Some(user.id),
         auth_time: Some(now),

@@ -192,7 +192,10 @@ async fn refresh(
         .await?
     {
         RefreshRotation::Rotated { grant, scope } => (grant, scope),
-        RefreshRotation::Rejected(error) => return Err(error.into()),
+        RefreshRotation::Rejected(error) => {
+            tracing::info!(target: "audit", event = "refresh_rejected", client_id = %client.id, reason = %error);
+            return Err(error.into());
+        }
         RefreshRotation::Replayed { grant_id } => {
             tracing::warn!(target: "audit", event = "refresh_token_reuse_detected", client_id = %client.id, grant_id = %grant_id);
             return Err(TokenError::RefreshReplayed.into());
@@ -256,5 +259,8 @@ fn sign(
     let key = keys
         .signer(client.access_token_alg, now)
         .map_err(InternalError::from)?;
-    access_token::sign(&claims, key).map_err(|e| TokenFailure::Internal(e.into()))
+    let token = access_token::sign(&claims, key).map_err(|e| TokenFailure::Internal(e.into()))?;
+    // The `jti` names the token without being it.
+    tracing::info!(target: "audit", event = "access_token_issued", client_id = %client.id, sub = %sub, grant_id = %grant_id, jti = %claims.jti);
+    Ok(token)
 }

@@ -22,11 +22,22 @@ pub struct PgStore {
     reader: PgPool,
 }
 
+/// How long a statement waits for a row or table lock.
+const LOCK_TIMEOUT: &str = "5s";
+/// How long any statement may run.
+const STATEMENT_TIMEOUT: &str = "15s";
+
 impl PgStore {
     /// Connects and applies pending migrations; sqlx holds an advisory lock while migrating,
     /// so nodes starting at the same instant migrate once.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // A held lock or a runaway statement fails the request (503) instead of hanging it
+        // (checklist item 65).
         let options = PgConnectOptions::from_str(url)?
+            .options([
+                ("lock_timeout", LOCK_TIMEOUT),
+                ("statement_timeout", STATEMENT_TIMEOUT),
+            ])
             .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)

@@ -34,7 +34,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            // How long a write waits for another process's lock before failing (503).
+            .busy_timeout(Duration::from_secs(5))
             // A slow statement is worth a look, not a warning on an admin command's stderr.
             .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let filename = options.get_filename().to_owned();

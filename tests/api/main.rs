@@ -11,6 +11,7 @@ mod bench;
 mod cli;
 mod crash;
 mod example;
+mod faults;
 mod hardening;
 mod helpers;
 mod keys;
