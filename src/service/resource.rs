@@ -146,16 +146,19 @@ pub async fn introspect(
 pub async fn revoke(svc: &Latchkey, caller: &Client, token: &str) -> Result<(), TokenFailure> {
     let now = svc.now();
     let grant_id = match own_access_token(svc, caller, token, now) {
-        Some(claims) => Some(claims.grant_id),
-        None => svc
-            .store
-            .refresh_token_grant(&token_hash(token))
-            .await?
-            .filter(|grant| grant.client_id == caller.id)
-            .map(|grant| grant.grant_id),
+        Some(claims) => {
+            svc.store.revoke_grant(&claims.grant_id, now).await?;
+            Some(claims.grant_id)
+        }
+        // Spent refresh tokens count too: a rotation racing this revocation must not leave
+        // a live successor (checklist item 78).
+        None => {
+            svc.store
+                .revoke_refresh_token_grant(&token_hash(token), &caller.id, now)
+                .await?
+        }
     };
     if let Some(grant_id) = grant_id {
-        svc.store.revoke_grant(&grant_id, now).await?;
         tracing::info!(target: "audit", event = "grant_revoked", client_id = %caller.id, grant_id = %grant_id);
     }
     Ok(())

@@ -280,6 +280,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<RefreshGrant>, StoreError>;
     /// Revokes a grant and so every token issued from it.
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError>;
+    /// RFC 7009 §2.1: revokes the grant behind a refresh token of `client_id`, spent or not,
+    /// looked up inside the revoking transaction. A rotation that commits just before cannot
+    /// leave a live successor (checklist item 78). Returns the revoked grant's id.
+    async fn revoke_refresh_token_grant(
+        &self,
+        token_hash: &[u8],
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
 
     /// A trivial query: is the database reachable (readiness)?
     async fn ping(&self) -> Result<(), StoreError>;

@@ -623,6 +623,28 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
+                async fn revoke_refresh_token_grant(
+                    &self,
+                    token_hash: &[u8],
+                    client_id: &str,
+                    now: i64,
+                ) -> Result<Option<String>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let grant_id: Option<String> = sqlx::query_scalar(
+                        "SELECT r.grant_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                         WHERE r.token_hash = $1 AND g.client_id = $2",
+                    )
+                    .bind(token_hash)
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(grant_id) = &grant_id {
+                        revoke_grant_in(&mut tx, grant_id, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(grant_id)
+                }
+
                 async fn ping(&self) -> Result<(), StoreError> {
                     sqlx::query("SELECT 1").execute(&self.reader).await?;
                     Ok(())

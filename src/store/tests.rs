@@ -1495,6 +1495,42 @@ async fn revoke_grant_revokes_its_tokens_only(s: S) {
         .expect("revoking an unknown grant is not an error");
 }
 
+async fn revoking_a_refresh_token_revokes_its_grant_even_once_rotated(s: S) {
+    seed(&s).await;
+    new_grant(&s, "a", "c1", "u1").await;
+    new_grant(&s, "b", "c1", "u1").await;
+    let rotation = s
+        .rotate_refresh_token(&hash("rt-a"), NOW + 1, &keep_scope, &refresh("a2"))
+        .await
+        .expect("rotate");
+    assert!(
+        matches!(rotation, RefreshRotation::Rotated { .. }),
+        "{rotation:?}"
+    );
+
+    let other_client = s
+        .revoke_refresh_token_grant(&hash("rt-a"), "c2", NOW + 2)
+        .await
+        .expect("revoke as another client");
+    assert_eq!(other_client, None, "another client's token changes nothing");
+    assert!(!revoked(&s, "grant-a").await);
+
+    // The spent predecessor still names the family: its revocation ends the live successor.
+    let revoked_id = s
+        .revoke_refresh_token_grant(&hash("rt-a"), "c1", NOW + 3)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked_id.as_deref(), Some("grant-a"));
+    assert!(revoked(&s, "grant-a").await);
+    assert!(!refresh_live(&s, "a2").await);
+    assert!(!revoked(&s, "grant-b").await, "other grants stay");
+    let unknown = s
+        .revoke_refresh_token_grant(&hash("rt-none"), "c1", NOW + 3)
+        .await
+        .expect("unknown token");
+    assert_eq!(unknown, None);
+}
+
 // ----------------------------------------------------------------------------------------------
 // Operations
 // ----------------------------------------------------------------------------------------------
@@ -1808,6 +1844,7 @@ contract!(
     rotate_unknown_token,
     grant_reflects_user_status,
     revoke_grant_revokes_its_tokens_only,
+    revoking_a_refresh_token_revokes_its_grant_even_once_rotated,
     lease_is_exclusive_until_it_expires,
     purge_deletes_only_what_is_past_the_cutoffs,
     purge_respects_the_batch_limit,

@@ -482,7 +482,7 @@ async fn jwks(http: &reqwest::Client, base: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn client_create_prints_one_json_object_with_id_and_url_safe_secret() {
+fn f39_client_create_prints_a_fresh_server_generated_secret_once() {
     let db = Db::new();
     let created = db.json(&["client", "create", "--name", "App", "--redirect-uri", CB]);
     assert!(created.is_object(), "expected an object, got {created}");
@@ -521,7 +521,7 @@ fn client_create_public_prints_no_client_secret() {
 }
 
 #[test]
-fn client_show_prints_one_object_without_secret_or_hash() {
+fn f39_client_show_never_prints_the_secret_or_its_hash() {
     let db = Db::new();
     let (id, secret) = db.create_client();
     let out = db.run(&["client", "show", &id]);

@@ -481,7 +481,7 @@ impl Snapshot {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn sigkill_during_exchanges_and_refreshes_keeps_every_invariant() {
+async fn o74_i54_sigkill_during_exchanges_and_refreshes_keeps_every_invariant() {
     let db = Db::new();
     let mut server = Serve::start(&db, "127.0.0.1:0");
     let client = {

@@ -20,7 +20,7 @@ async fn form_post(
 }
 
 #[tokio::test]
-async fn k60_userinfo_refuses_missing_invalid_and_expired_tokens() {
+async fn k59_k60_userinfo_refuses_missing_invalid_expired_and_query_tokens() {
     let app = spawn_app().await;
     app.user("alice").await;
     let client = app.client().await;
