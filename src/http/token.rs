@@ -82,6 +82,10 @@ async fn client_and_token(
     callers: Callers,
 ) -> Result<(Client, String), HttpError> {
     let client = authenticate(state, headers, query, address, &mut params, callers).await?;
+    // RFC 6749 §3.2 (whose §5.2 errors RFC 7662 and RFC 7009 reuse): no parameter twice.
+    if params.has_repeats() {
+        return Err(TokenError::RepeatedParameter.into());
+    }
     let token = params.take("token").ok_or(TokenError::MissingParameter)?;
     Ok((client, token))
 }
@@ -109,11 +113,26 @@ pub async fn revoke(
     Ok(Json(json!({})).into_response())
 }
 
+/// RFC 6750 §3.1: two `Authorization` headers make a malformed request (400
+/// `invalid_request`); a proxy that reads the other one must not disagree about the caller.
+fn single_authorization(headers: &HeaderMap) -> Result<(), HttpError> {
+    if headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .count()
+        > 1
+    {
+        return Err(HttpError::Bearer(BearerError::InvalidRequest));
+    }
+    Ok(())
+}
+
 /// `GET /userinfo` with `Authorization: Bearer`.
 pub async fn userinfo_get(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
+    single_authorization(&headers)?;
     let bearer = bearer_token(&headers).ok_or(HttpError::Bearer(BearerError::Missing))?;
     Ok(Json(resource::userinfo(&state.svc, bearer).await?).into_response())
 }
@@ -124,7 +143,11 @@ pub async fn userinfo_post(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, HttpError> {
+    single_authorization(&headers)?;
     let params = Params::parse(&body);
+    if params.is_repeated("access_token") {
+        return Err(HttpError::Bearer(BearerError::InvalidRequest));
+    }
     let bearer = match (bearer_token(&headers), params.get("access_token")) {
         (Some(_), Some(_)) => return Err(HttpError::Bearer(BearerError::InvalidRequest)),
         (Some(token), None) | (None, Some(token)) => token,
@@ -154,6 +177,15 @@ async fn authenticate(
     let query = Params::parse(query.unwrap_or_default().as_bytes());
     if query.get("client_secret").is_some() {
         return Err(TokenError::CredentialsInQuery.into());
+    }
+    // RFC 6749 §2.3: one authentication method per request; two headers are two methods.
+    if headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .count()
+        > 1
+    {
+        return Err(TokenError::MultipleAuthMethods.into());
     }
     let credentials = client_auth::parse(authorization(headers), params)?;
     if callers == Callers::Confidential && matches!(credentials, ClientCredentials::Public { .. }) {

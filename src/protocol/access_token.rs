@@ -1,7 +1,13 @@
 //! JWT access tokens per RFC 9068: the header, the claims, and signing and verification with keys
 //! that the caller passes in.
 
-use jsonwebtoken::jwk::Jwk;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +46,78 @@ pub struct SigningKey {
     pub decoding: DecodingKey,
     /// The public JWK as published at `jwks_uri` (RFC 7517), with `kid`, `alg` and `use`.
     pub public_jwk: Jwk,
+}
+
+/// A stored private key that cannot be used for its algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the private key is not a valid PKCS#8 key for its algorithm")]
+pub struct InvalidKey;
+
+impl SigningKey {
+    /// Parses a PKCS#8 private key once, when keys are loaded: its public JWK (RFC 7517, with
+    /// `kid`, `alg` and `use`) and the verification key are derived from it.
+    pub fn from_pkcs8(
+        kid: String,
+        alg: SigningAlg,
+        created_at: i64,
+        private_der: &[u8],
+    ) -> Result<SigningKey, InvalidKey> {
+        let (encoding, algorithm) = match alg {
+            SigningAlg::ES256 => {
+                let encoding = EncodingKey::from_ec_der(private_der);
+                let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(alg))
+                    .map_err(|_| InvalidKey)?;
+                (encoding, public.algorithm)
+            }
+            SigningAlg::RS256 => {
+                // jsonwebtoken signs RSA with a PKCS#1 key; its PEM reader takes the PKCS#8
+                // wrapping off.
+                let pem = format!(
+                    "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                    STANDARD.encode(private_der)
+                );
+                let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| InvalidKey)?;
+                let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(alg))
+                    .map_err(|_| InvalidKey)?;
+                (encoding, public.algorithm)
+            }
+            SigningAlg::EdDSA => {
+                let pair = Ed25519KeyPair::from_pkcs8(private_der).map_err(|_| InvalidKey)?;
+                let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+                let okp = OctetKeyPairParameters {
+                    key_type: OctetKeyPairType::OctetKeyPair,
+                    curve: EllipticCurve::Ed25519,
+                    x,
+                };
+                (
+                    EncodingKey::from_ed_der(private_der),
+                    AlgorithmParameters::OctetKeyPair(okp),
+                )
+            }
+        };
+        let jwk = Jwk {
+            common: CommonParameters {
+                key_id: Some(kid.clone()),
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(match alg {
+                    SigningAlg::ES256 => KeyAlgorithm::ES256,
+                    SigningAlg::RS256 => KeyAlgorithm::RS256,
+                    SigningAlg::EdDSA => KeyAlgorithm::EdDSA,
+                }),
+                ..CommonParameters::default()
+            },
+            algorithm,
+        };
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| InvalidKey)?;
+        Ok(SigningKey {
+            kid,
+            alg,
+            created_at,
+            encoding,
+            decoding,
+            public_jwk: jwk,
+        })
+    }
 }
 
 impl std::fmt::Debug for SigningKey {

@@ -118,6 +118,14 @@ impl AuthorizationRequest {
             Some("code") => {}
             Some(_) => return Err(AuthorizeError::UnsupportedResponseType),
         }
+        // RFC 6749 Appendix A.5: state is 1*VSCHAR. Anything else (a NUL, bytes that were not
+        // UTF-8) could not be returned "exactly" as §4.1.2 requires.
+        if params
+            .get("state")
+            .is_some_and(|state| !is_valid_state(state))
+        {
+            return Err(AuthorizeError::InvalidState);
+        }
         // Codes are only ever delivered in the query (RFC 9700 §2.1: no fragment delivery).
         if params
             .get("response_mode")
@@ -142,6 +150,11 @@ impl AuthorizationRequest {
             prompt,
         })
     }
+}
+
+/// RFC 6749 Appendix A.5: `state = 1*VSCHAR`, VSCHAR = %x20-7E.
+pub fn is_valid_state(state: &str) -> bool {
+    !state.is_empty() && state.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 /// RFC 6749 §3.3: when scope is omitted the server "MUST either process the request using a

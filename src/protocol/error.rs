@@ -70,6 +70,8 @@ pub enum AuthorizeError {
     RepeatedParameter,
     #[error("response_type is missing.")]
     MissingResponseType,
+    #[error("state must be printable ASCII (RFC 6749 Appendix A.5).")]
+    InvalidState,
     #[error("Only response_type=code is supported.")]
     UnsupportedResponseType,
     #[error("Only response_mode=query is supported.")]
@@ -104,6 +106,7 @@ impl AuthorizeError {
         match self {
             RepeatedParameter
             | MissingResponseType
+            | InvalidState
             | UnsupportedResponseMode
             | PkceRequired
             | UnsupportedChallengeMethod

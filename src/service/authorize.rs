@@ -77,7 +77,10 @@ pub async fn begin(
     let request = match AuthorizationRequest::validate(params, &client.client, redirect_uri) {
         Ok(request) => request,
         Err(error) => {
-            let state = params.get("state");
+            // A state that is not 1*VSCHAR is not echoed.
+            let state = params
+                .get("state")
+                .filter(|state| authorize::is_valid_state(state));
             let next = Next::Client(error_response(
                 &svc.settings.issuer,
                 redirect_uri,

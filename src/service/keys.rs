@@ -4,19 +4,11 @@
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
-    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
-};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use jsonwebtoken::jwk::JwkSet;
 
 use crate::crypto::{self, Sealer};
-use crate::protocol::access_token::{SigningKey, jwt_algorithm};
+use crate::protocol::access_token::SigningKey;
 use crate::protocol::types::SigningAlg;
 use crate::store::{SigningKeyRecord, Store, StoreError};
 
@@ -137,65 +129,14 @@ fn generate(alg: SigningAlg, sealer: &Sealer, now: i64) -> Result<SigningKeyReco
 }
 
 fn parse(stored: &SigningKeyRecord, sealer: &Sealer) -> Result<SigningKey, KeyError> {
-    let record = &SigningKeyRecord {
-        private_der: sealer.open(&stored.kid, &stored.private_der)?,
-        ..stored.clone()
-    };
-    let unusable = || KeyError::Unusable(record.kid.clone());
-    let (encoding, algorithm) = match record.alg {
-        SigningAlg::ES256 => {
-            let encoding = EncodingKey::from_ec_der(&record.private_der);
-            let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(record.alg))
-                .map_err(|_| unusable())?;
-            (encoding, public.algorithm)
-        }
-        SigningAlg::RS256 => {
-            // jsonwebtoken signs RSA with a PKCS#1 key; its PEM reader takes the PKCS#8 wrapping off.
-            let pem = format!(
-                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-                STANDARD.encode(&record.private_der)
-            );
-            let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| unusable())?;
-            let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(record.alg))
-                .map_err(|_| unusable())?;
-            (encoding, public.algorithm)
-        }
-        SigningAlg::EdDSA => {
-            let pair = Ed25519KeyPair::from_pkcs8(&record.private_der).map_err(|_| unusable())?;
-            let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-            let okp = OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x,
-            };
-            (
-                EncodingKey::from_ed_der(&record.private_der),
-                AlgorithmParameters::OctetKeyPair(okp),
-            )
-        }
-    };
-    let jwk = Jwk {
-        common: CommonParameters {
-            key_id: Some(record.kid.clone()),
-            public_key_use: Some(PublicKeyUse::Signature),
-            key_algorithm: Some(match record.alg {
-                SigningAlg::ES256 => KeyAlgorithm::ES256,
-                SigningAlg::RS256 => KeyAlgorithm::RS256,
-                SigningAlg::EdDSA => KeyAlgorithm::EdDSA,
-            }),
-            ..CommonParameters::default()
-        },
-        algorithm,
-    };
-    let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| unusable())?;
-    Ok(SigningKey {
-        kid: record.kid.clone(),
-        alg: record.alg,
-        created_at: record.created_at,
-        encoding,
-        decoding,
-        public_jwk: jwk,
-    })
+    let private_der = sealer.open(&stored.kid, &stored.private_der)?;
+    SigningKey::from_pkcs8(
+        stored.kid.clone(),
+        stored.alg,
+        stored.created_at,
+        &private_der,
+    )
+    .map_err(|_| KeyError::Unusable(stored.kid.clone()))
 }
 
 /// Creates a new key for `alg` (`latchkey keys rotate`). It is published at once and signs

@@ -19,6 +19,13 @@ use crate::protocol::error::TokenError;
 use crate::protocol::token::{CodeGrant, RefreshGrant};
 use crate::protocol::types::{Client, Scopes, SigningAlg};
 
+/// Whether `text` can name a row: PostgreSQL's `text` cannot hold NUL, so a lookup by an
+/// attacker's NUL-bearing id would fail as a database error (503) instead of finding nothing.
+/// No stored id or username contains NUL, so such a lookup finds nothing on either backend.
+pub(crate) fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// A failure of the storage layer. Callers answer 500/503 and never treat it as success.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -49,6 +49,9 @@ macro_rules! sql_store {
                 }
 
                 async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+                    if !crate::store::storable(id) {
+                        return Ok(None);
+                    }
                     let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
                     let row: Option<ClientRow> = sqlx::query_as(&sql)
                         .bind(id)
@@ -123,6 +126,9 @@ macro_rules! sql_store {
                 }
 
                 async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+                    if !crate::store::storable(username) {
+                        return Ok(None);
+                    }
                     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
                     let row: Option<UserRow> = sqlx::query_as(&sql)
                         .bind(username)

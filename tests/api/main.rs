@@ -18,6 +18,7 @@ mod keys;
 mod login_consent;
 mod logs;
 mod maintenance;
+mod malformed;
 mod nodes;
 mod oauth2_client;
 mod refresh;
