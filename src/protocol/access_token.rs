@@ -1,14 +1,18 @@
 //! JWT access tokens per RFC 9068: the header, the claims, and signing and verification with keys
 //! that the caller passes in.
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm,
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::types::{AccessToken, SigningAlg};
@@ -42,7 +46,10 @@ pub struct SigningKey {
     pub alg: SigningAlg,
     /// When the key was created; it signs only once every node has published it.
     pub created_at: i64,
-    pub encoding: EncodingKey,
+    /// The private key, parsed once: signing through jsonwebtoken re-parses the PKCS#8 bytes
+    /// for every token, a third of the signing cost (27.7 µs against 15.6 µs for ES256 on the
+    /// benchmark machine, `cargo bench --bench floor`).
+    signer: Signer,
     pub decoding: DecodingKey,
     /// The public JWK as published at `jwks_uri` (RFC 7517), with `kid`, `alg` and `use`.
     pub public_jwk: Jwk,
@@ -62,12 +69,14 @@ impl SigningKey {
         created_at: i64,
         private_der: &[u8],
     ) -> Result<SigningKey, InvalidKey> {
-        let (encoding, algorithm) = match alg {
+        let (signer, algorithm) = match alg {
             SigningAlg::ES256 => {
                 let encoding = EncodingKey::from_ec_der(private_der);
                 let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(alg))
                     .map_err(|_| InvalidKey)?;
-                (encoding, public.algorithm)
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, private_der)
+                    .map_err(|_| InvalidKey)?;
+                (Signer::Es256(pair), public.algorithm)
             }
             SigningAlg::RS256 => {
                 // jsonwebtoken signs RSA with a PKCS#1 key; its PEM reader takes the PKCS#8
@@ -79,7 +88,8 @@ impl SigningKey {
                 let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| InvalidKey)?;
                 let public = Jwk::from_encoding_key(&encoding, jwt_algorithm(alg))
                     .map_err(|_| InvalidKey)?;
-                (encoding, public.algorithm)
+                let pair = RsaKeyPair::from_pkcs8(private_der).map_err(|_| InvalidKey)?;
+                (Signer::Rs256(pair), public.algorithm)
             }
             SigningAlg::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8(private_der).map_err(|_| InvalidKey)?;
@@ -89,10 +99,7 @@ impl SigningKey {
                     curve: EllipticCurve::Ed25519,
                     x,
                 };
-                (
-                    EncodingKey::from_ed_der(private_der),
-                    AlgorithmParameters::OctetKeyPair(okp),
-                )
+                (Signer::EdDsa(pair), AlgorithmParameters::OctetKeyPair(okp))
             }
         };
         let jwk = Jwk {
@@ -113,7 +120,7 @@ impl SigningKey {
             kid,
             alg,
             created_at,
-            encoding,
+            signer,
             decoding,
             public_jwk: jwk,
         })
@@ -137,15 +144,73 @@ pub fn jwt_algorithm(alg: SigningAlg) -> Algorithm {
     }
 }
 
-/// Signs `claims` with `key`, with header `typ: at+jwt` and the key's `kid` (RFC 9068 §2.1).
-pub fn sign(
-    claims: &AccessTokenClaims,
-    key: &SigningKey,
-) -> Result<AccessToken, jsonwebtoken::errors::Error> {
-    let mut header = Header::new(jwt_algorithm(key.alg));
-    header.typ = Some(TOKEN_TYPE.to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map(AccessToken::new)
+/// The JOSE header of an access token (RFC 9068 §2.1), in the order jsonwebtoken writes it.
+#[derive(Serialize)]
+struct JoseHeader<'a> {
+    typ: &'static str,
+    alg: &'static str,
+    kid: &'a str,
+}
+
+/// Signs `claims` with `key` as a JWS compact serialization (RFC 7515 §7.1), with header
+/// `typ: at+jwt` and the key's `kid` (RFC 9068 §2.1). The signature is made with the pre-parsed
+/// aws-lc-rs key; verification, which must resist hostile input, stays with jsonwebtoken
+/// (tests verify every algorithm's tokens with it).
+pub fn sign(claims: &AccessTokenClaims, key: &SigningKey) -> Result<AccessToken, SignError> {
+    let header = JoseHeader {
+        typ: TOKEN_TYPE,
+        alg: key.alg.as_str(),
+        kid: &key.kid,
+    };
+    let mut token = String::with_capacity(512);
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut token);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut token);
+    let signature = key.signer.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(AccessToken::new(token))
+}
+
+/// A token could not be signed (a failure of the crypto library, or of JSON encoding).
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("the claims could not be encoded: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("the signature failed")]
+    Signature,
+}
+
+/// A private key ready to sign.
+enum Signer {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+impl Signer {
+    /// The raw signature: R || S for ES256 (RFC 7518 §3.4), PKCS#1 v1.5 for RS256, Ed25519
+    /// for EdDSA (RFC 8037 §3.1).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        match self {
+            Signer::Es256(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| SignError::Signature),
+            Signer::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| SignError::Signature)?;
+                Ok(signature)
+            }
+            Signer::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
 }
 
 /// Why a presented JWT is not a valid Latchkey access token. All of these are `invalid_token`

@@ -114,7 +114,7 @@ pub enum InternalError {
     #[error(transparent)]
     Keys(#[from] KeyError),
     #[error("signing failed: {0}")]
-    Signing(#[from] jsonwebtoken::errors::Error),
+    Signing(#[from] crate::protocol::access_token::SignError),
     #[error("password hashing failed")]
     Hash(#[from] crate::crypto::HashError),
 }
