@@ -11,6 +11,8 @@ pub mod clock;
 pub mod config;
 /// Secret generation, digests, constant-time comparison, Argon2id.
 pub mod crypto;
+/// Fuzz-target entry points over the protocol parsers (`fuzz/`, replayed by `tests/props.rs`).
+pub mod fuzzing;
 /// HTTP adapters, routes and server.
 pub mod http;
 /// Pure OAuth rules: typed requests, checks, errors.
