@@ -895,17 +895,13 @@ proptest! {
     }
 
     /// RFC 8252 §7.3: for a public client, a loopback IP redirect URI matches with any port
-    /// (other than the scheme default, see below), and only when everything else is identical;
-    /// a confidential client gets no such exception.
-    ///
-    /// Port 80 is left out: `http://127.0.0.1:80/cb` is not in canonical form (the URL parser
-    /// drops the default port), so the matcher refuses it. That is a fail-closed gap against
-    /// RFC 8252 §7.3, reported rather than changed here.
+    /// (the default port 80 written out included), and only when everything else is
+    /// identical; a confidential client gets no such exception.
     #[test]
     fn loopback_redirect_uri_matches_any_port_for_public_clients_only(
         host in select(vec!["127.0.0.1", "[::1]"]),
         registered_port in proptest::option::of(1u16..=65535),
-        port in (1u16..=65535).prop_filter("default port", |p| *p != 80),
+        port in 1u16..=65535,
         path in select(vec!["/", "/cb", "/oauth/callback", "/a/b/"]),
         query in select(vec!["", "?x=1"]),
         other in select(vec![
@@ -915,9 +911,7 @@ proptest! {
             "http://127.0.0.1{port}/cb?", "http://[::1]{port}/cb#",
         ]),
     ) {
-        let registered_port = registered_port
-            .filter(|p| *p != 80)
-            .map_or(String::new(), |p| format!(":{p}"));
+        let registered_port = registered_port.map_or(String::new(), |p| format!(":{p}"));
         let registered = vec![format!("http://{host}{registered_port}{path}{query}")];
         let requested = format!("http://{host}:{port}{path}{query}");
         prop_assert!(redirect_uri::is_registered(&registered, &requested, true), "{}", requested);

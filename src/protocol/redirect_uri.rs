@@ -85,10 +85,13 @@ pub fn is_registered(registered: &[String], requested: &str, public: bool) -> bo
 }
 
 /// The URI with its port removed, when it is `http` on a loopback IP literal and its text is
-/// already in canonical form (so no parser leniency can widen the match).
+/// already in canonical form (so no parser leniency can widen the match). An explicit `:80`,
+/// which the parser drops from the canonical form, is the one difference allowed: RFC 8252
+/// §7.3 allows any port.
 fn loopback_without_port(raw: &str) -> Option<String> {
     let mut url = Url::parse(raw).ok()?;
-    if url.as_str() != raw || url.scheme() != "http" || !url.username().is_empty() {
+    let canonical = url.as_str() == raw || is_canonical_with_port_80(&url, raw);
+    if !canonical || url.scheme() != "http" || !url.username().is_empty() {
         return None;
     }
     match url.host()? {
@@ -98,6 +101,18 @@ fn loopback_without_port(raw: &str) -> Option<String> {
     }
     url.set_port(None).ok()?;
     Some(url.into())
+}
+
+/// `raw` is `url`'s canonical text with an explicit default port (`http://127.0.0.1:80/cb`).
+fn is_canonical_with_port_80(url: &Url, raw: &str) -> bool {
+    url.port().is_none()
+        && url.host_str().is_some_and(|host| {
+            raw == format!(
+                "{}://{host}:80{}",
+                url.scheme(),
+                &url[url::Position::BeforePath..]
+            )
+        })
 }
 
 fn is_loopback_host(url: &Url) -> bool {
@@ -112,6 +127,18 @@ fn is_loopback_host(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a06_loopback_port_80_written_out_matches_for_public_clients_only() {
+        let registered = ["http://127.0.0.1/cb".to_owned()];
+        assert!(is_registered(&registered, "http://127.0.0.1:80/cb", true));
+        assert!(is_registered(&registered, "http://127.0.0.1:8080/cb", true));
+        assert!(!is_registered(&registered, "http://127.0.0.1:80/cb", false));
+        assert!(!is_registered(&registered, "http://127.0.0.1:80/cb/", true));
+        assert!(!is_registered(&registered, "http://127.0.0.1:080/cb", true));
+        let v6 = ["http://[::1]:9/cb".to_owned()];
+        assert!(is_registered(&v6, "http://[::1]:80/cb", true));
+    }
 
     #[test]
     fn a05_registration_refuses_every_unsafe_form() {
