@@ -39,14 +39,18 @@ impl SqliteStore {
             // A slow statement is worth a look, not a warning on an admin command's stderr.
             .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(1));
         let filename = options.get_filename().to_owned();
+        // An embedded file's connection cannot drop like a socket: no ping before each use,
+        // which cost a round trip to the connection's thread per transaction.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         restrict_permissions(&filename);
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.saturating_sub(1).max(1))
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { writer, reader })
