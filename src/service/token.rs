@@ -1,6 +1,8 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §6): client authentication, code exchange and
 //! refresh, each state change one atomic store call.
 
+use std::sync::Arc;
+
 use super::{InternalError, Latchkey, throttle};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::access_token::{self, AccessTokenClaims};
@@ -10,7 +12,7 @@ use crate::protocol::token::{
     self as rules, CodeGrant, CodePresentation, RefreshGrant, TokenRequest,
 };
 use crate::protocol::types::{AccessToken, Client, GrantType, RefreshToken, Scopes};
-use crate::store::{CodeRedemption, NewRefreshToken, RefreshRotation};
+use crate::store::{CodeCheck, CodeRedemption, NewRefreshToken, RefreshCheck, RefreshRotation};
 
 /// A failed token request: a protocol error for the client, or an internal failure.
 #[derive(Debug, thiserror::Error)]
@@ -98,14 +100,17 @@ pub async fn issue(
             code_verifier,
         } => {
             let now = svc.now();
-            let presented = CodePresentation {
-                client_id: &client.id,
-                redirect_uri: redirect_uri.as_deref(),
-                code_verifier: code_verifier.as_ref(),
-                now,
-            };
-            let check = |grant: &CodeGrant| rules::check_code(grant, &presented);
-            exchange_code(svc, client, &token_hash(code.expose()), &check, now).await
+            let client_id = client.id.clone();
+            let check: CodeCheck = Arc::new(move |grant: &CodeGrant| {
+                let presented = CodePresentation {
+                    client_id: &client_id,
+                    redirect_uri: redirect_uri.as_deref(),
+                    code_verifier: code_verifier.as_ref(),
+                    now,
+                };
+                rules::check_code(grant, &presented)
+            });
+            exchange_code(svc, client, &token_hash(code.expose()), check, now).await
         }
         TokenRequest::RefreshToken {
             refresh_token,
@@ -113,24 +118,18 @@ pub async fn issue(
         } => {
             let now = svc.now();
             let idle_ttl = svc.settings.refresh_token_idle_ttl;
-            let check = |grant: &RefreshGrant| {
+            let (client_id, client_scopes) = (client.id.clone(), client.scopes.clone());
+            let check: RefreshCheck = Arc::new(move |grant: &RefreshGrant| {
                 rules::check_refresh(
                     grant,
-                    &client.id,
-                    &client.scopes,
+                    &client_id,
+                    &client_scopes,
                     scope.as_ref(),
                     idle_ttl,
                     now,
                 )
-            };
-            refresh(
-                svc,
-                client,
-                &token_hash(refresh_token.expose()),
-                &check,
-                now,
-            )
-            .await
+            });
+            refresh(svc, client, &token_hash(refresh_token.expose()), check, now).await
         }
     }
 }
@@ -139,7 +138,7 @@ async fn exchange_code(
     svc: &Latchkey,
     client: &Client,
     code_hash: &[u8],
-    check: &crate::store::CodeCheck<'_>,
+    check: CodeCheck,
     now: i64,
 ) -> Result<Issued, TokenFailure> {
     let (refresh_token, new_refresh) = new_refresh_token(svc, now);
@@ -182,7 +181,7 @@ async fn refresh(
     svc: &Latchkey,
     client: &Client,
     token_hash: &[u8],
-    check: &crate::store::RefreshCheck<'_>,
+    check: RefreshCheck,
     now: i64,
 ) -> Result<Issued, TokenFailure> {
     let (refresh_token, new_refresh) = new_refresh_token(svc, now);

@@ -40,6 +40,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// The thread that runs write transactions has stopped (the store is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
 }
 
 /// A registered client and the digest of its secret (absent for public clients).
@@ -156,9 +159,11 @@ pub enum RefreshRotation {
 }
 
 /// The check a consumed code must pass before tokens are recorded, run inside the transaction.
-pub type CodeCheck<'a> = dyn Fn(&CodeGrant) -> Result<(), TokenError> + Send + Sync + 'a;
+/// Owned, so the transaction can run on the store's own writer thread.
+pub type CodeCheck = std::sync::Arc<dyn Fn(&CodeGrant) -> Result<(), TokenError> + Send + Sync>;
 /// The check a refresh token's grant must pass; returns the scope of the new tokens.
-pub type RefreshCheck<'a> = dyn Fn(&RefreshGrant) -> Result<Scopes, TokenError> + Send + Sync + 'a;
+pub type RefreshCheck =
+    std::sync::Arc<dyn Fn(&RefreshGrant) -> Result<Scopes, TokenError> + Send + Sync>;
 
 /// A freshly generated refresh token's digest, and the absolute end of its family.
 #[derive(Clone, Debug)]
@@ -265,7 +270,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         code_hash: &[u8],
         now: i64,
-        check: &CodeCheck<'_>,
+        check: CodeCheck,
         refresh: &NewRefreshToken,
         issue_refresh: bool,
     ) -> Result<CodeRedemption, StoreError>;
@@ -275,7 +280,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &[u8],
         now: i64,
-        check: &RefreshCheck<'_>,
+        check: RefreshCheck,
         new: &NewRefreshToken,
     ) -> Result<RefreshRotation, StoreError>;
     /// The grant behind an access token, with its user's status.

@@ -55,6 +55,14 @@ impl PgStore {
         self.writer.begin().await
     }
 
+    /// PostgreSQL serves concurrent writers itself: the transaction runs right here.
+    async fn on_writer<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        work.await
+    }
+
     /// Two nodes starting on an empty database must not both create a first key.
     async fn serialize_key_creation(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -6,8 +6,10 @@
 //! bound for every type in every query; the macro keeps each backend's code concrete.
 
 /// Implements [`super::Store`] for `$store`, whose pools hold `$db` connections. `$store` must
-/// have a `writer` pool (every statement that changes data), a `reader` pool (the rest), and
-/// provide `begin_write()` and `serialize_key_creation(&mut tx)`.
+/// be `Clone`, have a `writer` pool (every statement that changes data), a `reader` pool (the
+/// rest), and provide `begin_write()`, `serialize_key_creation(&mut tx)` and
+/// `on_writer(future)`, which runs the hot write transactions (code redemption, refresh
+/// rotation) where that backend runs them best.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         mod sql_store_impl {
@@ -22,6 +24,111 @@ macro_rules! sql_store {
                 KeyRetirement, PurgeReport, SigningKeyInfo, TABLES, UserRecord,
             };
             use crate::protocol::types::SigningAlg;
+
+            /// The hot write transactions, run by [`Store`] methods through `on_writer`.
+            impl $store {
+                async fn redeem_now(
+                    &self,
+                    code_hash: &[u8],
+                    now: i64,
+                    check: CodeCheck,
+                    refresh: &NewRefreshToken,
+                    issue_refresh: bool,
+                ) -> Result<CodeRedemption, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    // The single-use rule, as one conditional write (RFC 6749 §4.1.2).
+                    let row: Option<CodeRow> = sqlx::query_as(
+                        "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+                         RETURNING grant_id, client_id, user_id, redirect_uri, code_challenge, scope, auth_time, expires_at",
+                    )
+                    .bind(now)
+                    .bind(code_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        // RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+                        // authorization server MUST deny the request and SHOULD revoke (when possible) all
+                        // tokens previously issued based on that authorization code."
+                        let lookup = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
+                        let Some(grant_id) = revoke_on_reuse(&mut tx, lookup, code_hash, now).await? else {
+                            return Ok(CodeRedemption::Unknown);
+                        };
+                        tx.commit().await?;
+                        return Ok(CodeRedemption::Replayed { grant_id });
+                    };
+                    let grant = CodeGrant::try_from(row)?;
+                    if let Err(rejection) = check(&grant) {
+                        tx.commit().await?;
+                        return Ok(CodeRedemption::Rejected(rejection));
+                    }
+                    sqlx::query(
+                        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&grant.grant_id)
+                    .bind(&grant.client_id)
+                    .bind(&grant.user_id)
+                    .bind(grant.scope.to_string())
+                    .bind(grant.auth_time)
+                    .bind(now)
+                    .bind(refresh.family_expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if issue_refresh {
+                        insert_refresh_token(&mut tx, refresh, &grant.grant_id, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(CodeRedemption::Issued(grant))
+                }
+
+                async fn rotate_now(
+                    &self,
+                    token_hash: &[u8],
+                    now: i64,
+                    check: RefreshCheck,
+                    new: &NewRefreshToken,
+                ) -> Result<RefreshRotation, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let spent: Option<(String, i64)> = sqlx::query_as(
+                        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
+                         RETURNING grant_id, created_at",
+                    )
+                    .bind(now)
+                    .bind(token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((grant_id, refreshed_at)) = spent else {
+                        // RFC 9700 §4.14.2: on reuse, "the authorization server cannot determine which party
+                        // submitted the invalid refresh token, it will revoke the active refresh token".
+                        let lookup = "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1";
+                        let Some(grant_id) = revoke_on_reuse(&mut tx, lookup, token_hash, now).await? else {
+                            return Ok(RefreshRotation::Unknown);
+                        };
+                        tx.commit().await?;
+                        return Ok(RefreshRotation::Replayed { grant_id });
+                    };
+                    let sql = format!("{GRANT_SELECT} WHERE g.id = $1");
+                    let row: Option<GrantRow> = sqlx::query_as(&sql)
+                        .bind(&grant_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let grant = row
+                        .map(RefreshGrant::try_from)
+                        .transpose()?
+                        .ok_or(StoreError::Corrupt("refresh_tokens.grant_id"))?;
+                    let grant = RefreshGrant {
+                        refreshed_at: Some(refreshed_at),
+                        ..grant
+                    };
+                    let scope = match check(&grant) {
+                        Ok(scope) => scope,
+                        // Nothing changes: the token stays unspent for its rightful client.
+                        Err(rejection) => return Ok(RefreshRotation::Rejected(rejection)),
+                    };
+                    insert_refresh_token(&mut tx, new, &grant.grant_id, now).await?;
+                    tx.commit().await?;
+                    Ok(RefreshRotation::Rotated { grant, scope })
+                }
+            }
 
             #[async_trait]
             impl Store for $store {
@@ -502,102 +609,27 @@ macro_rules! sql_store {
                     &self,
                     code_hash: &[u8],
                     now: i64,
-                    check: &CodeCheck<'_>,
+                    check: CodeCheck,
                     refresh: &NewRefreshToken,
                     issue_refresh: bool,
                 ) -> Result<CodeRedemption, StoreError> {
-                    let mut tx = self.begin_write().await?;
-                    // The single-use rule, as one conditional write (RFC 6749 §4.1.2).
-                    let row: Option<CodeRow> = sqlx::query_as(
-                        "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
-                         RETURNING grant_id, client_id, user_id, redirect_uri, code_challenge, scope, auth_time, expires_at",
-                    )
-                    .bind(now)
-                    .bind(code_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = row else {
-                        // RFC 6749 §4.1.2: "If an authorization code is used more than once, the
-                        // authorization server MUST deny the request and SHOULD revoke (when possible) all
-                        // tokens previously issued based on that authorization code."
-                        let lookup = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
-                        let Some(grant_id) = revoke_on_reuse(&mut tx, lookup, code_hash, now).await? else {
-                            return Ok(CodeRedemption::Unknown);
-                        };
-                        tx.commit().await?;
-                        return Ok(CodeRedemption::Replayed { grant_id });
-                    };
-                    let grant = CodeGrant::try_from(row)?;
-                    if let Err(rejection) = check(&grant) {
-                        tx.commit().await?;
-                        return Ok(CodeRedemption::Rejected(rejection));
-                    }
-                    sqlx::query(
-                        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&grant.grant_id)
-                    .bind(&grant.client_id)
-                    .bind(&grant.user_id)
-                    .bind(grant.scope.to_string())
-                    .bind(grant.auth_time)
-                    .bind(now)
-                    .bind(refresh.family_expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    if issue_refresh {
-                        insert_refresh_token(&mut tx, refresh, &grant.grant_id, now).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(CodeRedemption::Issued(grant))
+                    let (store, code_hash, refresh) = (self.clone(), code_hash.to_vec(), refresh.clone());
+                    self.on_writer(async move {
+                        store.redeem_now(&code_hash, now, check, &refresh, issue_refresh).await
+                    })
+                    .await
                 }
 
                 async fn rotate_refresh_token(
                     &self,
                     token_hash: &[u8],
                     now: i64,
-                    check: &RefreshCheck<'_>,
+                    check: RefreshCheck,
                     new: &NewRefreshToken,
                 ) -> Result<RefreshRotation, StoreError> {
-                    let mut tx = self.begin_write().await?;
-                    let spent: Option<(String, i64)> = sqlx::query_as(
-                        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
-                         RETURNING grant_id, created_at",
-                    )
-                    .bind(now)
-                    .bind(token_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((grant_id, refreshed_at)) = spent else {
-                        // RFC 9700 §4.14.2: on reuse, "the authorization server cannot determine which party
-                        // submitted the invalid refresh token, it will revoke the active refresh token".
-                        let lookup = "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1";
-                        let Some(grant_id) = revoke_on_reuse(&mut tx, lookup, token_hash, now).await? else {
-                            return Ok(RefreshRotation::Unknown);
-                        };
-                        tx.commit().await?;
-                        return Ok(RefreshRotation::Replayed { grant_id });
-                    };
-                    let sql = format!("{GRANT_SELECT} WHERE g.id = $1");
-                    let row: Option<GrantRow> = sqlx::query_as(&sql)
-                        .bind(&grant_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let grant = row
-                        .map(RefreshGrant::try_from)
-                        .transpose()?
-                        .ok_or(StoreError::Corrupt("refresh_tokens.grant_id"))?;
-                    let grant = RefreshGrant {
-                        refreshed_at: Some(refreshed_at),
-                        ..grant
-                    };
-                    let scope = match check(&grant) {
-                        Ok(scope) => scope,
-                        // Nothing changes: the token stays unspent for its rightful client.
-                        Err(rejection) => return Ok(RefreshRotation::Rejected(rejection)),
-                    };
-                    insert_refresh_token(&mut tx, new, &grant.grant_id, now).await?;
-                    tx.commit().await?;
-                    Ok(RefreshRotation::Rotated { grant, scope })
+                    let (store, token_hash, new) = (self.clone(), token_hash.to_vec(), new.clone());
+                    self.on_writer(async move { store.rotate_now(&token_hash, now, check, &new).await })
+                        .await
                 }
 
                 async fn grant(&self, grant_id: &str) -> Result<Option<RefreshGrant>, StoreError> {

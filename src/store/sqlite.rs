@@ -7,8 +7,15 @@
 //! busy handler (1, 2, 5 … 100 ms), which cost a third of the token-exchange throughput and
 //! put p99 above 130 ms. Write transactions start with `BEGIN IMMEDIATE`, so one never has to
 //! upgrade a read lock.
+//!
+//! The hot write transactions (code redemption, refresh rotation) run on a thread of their
+//! own. sqlx sends every statement to the connection's thread and back; on the busy request
+//! runtime each of those round trips waited for a worker to come free, so the single writer
+//! sat idle between statements while requests queued for it. On its own thread the next
+//! statement follows at once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -24,6 +31,37 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Connections that only read.
     reader: SqlitePool,
+    /// Where the hot write transactions run.
+    writer_thread: Arc<WriterThread>,
+}
+
+/// A thread running a single-threaded runtime for write transactions; it ends when the last
+/// clone of the store is dropped.
+#[derive(Debug)]
+struct WriterThread {
+    runtime: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl WriterThread {
+    fn start() -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|_| StoreError::WriterStopped)?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+            })
+            .map_err(|_| StoreError::WriterStopped)?;
+        Ok(WriterThread {
+            runtime: handle,
+            _stop: stop,
+        })
+    }
 }
 
 impl SqliteStore {
@@ -53,13 +91,29 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            writer_thread: Arc::new(WriterThread::start()?),
+        })
     }
 
     /// A write transaction that takes SQLite's write lock at once, so it never has to upgrade
     /// a read lock (which fails instead of waiting).
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Runs a write transaction on the writer thread.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.writer_thread
+            .runtime
+            .spawn(work)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
     }
 
     /// `BEGIN IMMEDIATE` already serialises writers.

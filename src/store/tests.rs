@@ -224,7 +224,7 @@ async fn redeem(s: &S, label: &str, refresh: &NewRefreshToken) -> String {
         .redeem_authorization_code(
             &hash(&format!("code-{label}")),
             NOW,
-            &accept_code,
+            Arc::new(accept_code),
             refresh,
             true,
         )
@@ -400,7 +400,7 @@ async fn delete_client_cascades(s: S) {
         .redeem_authorization_code(
             &hash("code-c1-open"),
             NOW,
-            &accept_code,
+            Arc::new(accept_code),
             &refresh("x"),
             true,
         )
@@ -411,7 +411,7 @@ async fn delete_client_cascades(s: S) {
         "c1's code must be gone, got {gone:?}"
     );
     let gone = s
-        .rotate_refresh_token(&hash("rt-c1-g"), NOW, &keep_scope, &refresh("y"))
+        .rotate_refresh_token(&hash("rt-c1-g"), NOW, Arc::new(keep_scope), &refresh("y"))
         .await
         .expect("rotate");
     assert!(
@@ -631,7 +631,7 @@ async fn delete_user_removes_everything_issued_to_them(s: S) {
         .redeem_authorization_code(
             &hash("code-open-u1"),
             NOW,
-            &accept_code,
+            Arc::new(accept_code),
             &refresh("x"),
             true,
         )
@@ -901,7 +901,13 @@ async fn issue_authorization_code_consumes_pending_request_once(s: S) {
     );
     assert_eq!(count(&s, "authorization_codes").await, 1);
     let second_code = s
-        .redeem_authorization_code(&hash("code-2"), NOW + 3, &accept_code, &refresh("2"), true)
+        .redeem_authorization_code(
+            &hash("code-2"),
+            NOW + 3,
+            Arc::new(accept_code),
+            &refresh("2"),
+            true,
+        )
         .await
         .expect("redeem");
     assert!(
@@ -909,7 +915,13 @@ async fn issue_authorization_code_consumes_pending_request_once(s: S) {
         "got {second_code:?}"
     );
     match s
-        .redeem_authorization_code(&hash("code-1"), NOW + 3, &accept_code, &refresh("1"), true)
+        .redeem_authorization_code(
+            &hash("code-1"),
+            NOW + 3,
+            Arc::new(accept_code),
+            &refresh("1"),
+            true,
+        )
         .await
         .expect("redeem")
     {
@@ -1139,7 +1151,13 @@ async fn redeem_issues_once_then_replay_revokes(s: S) {
     };
 
     match s
-        .redeem_authorization_code(&hash("code-a"), NOW + 1, &check, &refresh("a"), true)
+        .redeem_authorization_code(
+            &hash("code-a"),
+            NOW + 1,
+            Arc::new(check),
+            &refresh("a"),
+            true,
+        )
         .await
         .expect("redeem")
     {
@@ -1170,7 +1188,13 @@ async fn redeem_issues_once_then_replay_revokes(s: S) {
     assert_eq!(by_token.refreshed_at, Some(NOW + 1));
 
     match s
-        .redeem_authorization_code(&hash("code-a"), NOW + 2, &accept_code, &refresh("a2"), true)
+        .redeem_authorization_code(
+            &hash("code-a"),
+            NOW + 2,
+            Arc::new(accept_code),
+            &refresh("a2"),
+            true,
+        )
         .await
         .expect("redeem again")
     {
@@ -1186,7 +1210,13 @@ async fn redeem_issues_once_then_replay_revokes(s: S) {
 async fn redeem_unknown_code(s: S) {
     seed(&s).await;
     let got = s
-        .redeem_authorization_code(&hash("code-none"), NOW, &accept_code, &refresh("x"), true)
+        .redeem_authorization_code(
+            &hash("code-none"),
+            NOW,
+            Arc::new(accept_code),
+            &refresh("x"),
+            true,
+        )
         .await
         .expect("redeem");
     assert!(matches!(got, CodeRedemption::Unknown), "got {got:?}");
@@ -1199,7 +1229,13 @@ async fn redeem_rejected_burns_the_code(s: S) {
     issue_code(&s, "a", &code_grant("a", "c1", "u1"), None).await;
 
     match s
-        .redeem_authorization_code(&hash("code-a"), NOW + 1, &reject_code, &refresh("a"), true)
+        .redeem_authorization_code(
+            &hash("code-a"),
+            NOW + 1,
+            Arc::new(reject_code),
+            &refresh("a"),
+            true,
+        )
         .await
         .expect("redeem")
     {
@@ -1210,7 +1246,13 @@ async fn redeem_rejected_burns_the_code(s: S) {
     assert!(!refresh_live(&s, "a").await);
 
     match s
-        .redeem_authorization_code(&hash("code-a"), NOW + 2, &accept_code, &refresh("b"), true)
+        .redeem_authorization_code(
+            &hash("code-a"),
+            NOW + 2,
+            Arc::new(accept_code),
+            &refresh("b"),
+            true,
+        )
         .await
         .expect("redeem again")
     {
@@ -1226,7 +1268,13 @@ async fn redeem_without_refresh_token(s: S) {
     issue_code(&s, "a", &code_grant("a", "c1", "u1"), None).await;
 
     let got = s
-        .redeem_authorization_code(&hash("code-a"), NOW, &accept_code, &refresh("a"), false)
+        .redeem_authorization_code(
+            &hash("code-a"),
+            NOW,
+            Arc::new(accept_code),
+            &refresh("a"),
+            false,
+        )
         .await
         .expect("redeem");
     assert!(matches!(got, CodeRedemption::Issued(_)), "got {got:?}");
@@ -1237,7 +1285,7 @@ async fn redeem_without_refresh_token(s: S) {
     assert!(!refresh_live(&s, "a").await);
     assert_eq!(count(&s, "refresh_tokens").await, 0);
     let rotation = s
-        .rotate_refresh_token(&hash("rt-a"), NOW + 1, &keep_scope, &refresh("b"))
+        .rotate_refresh_token(&hash("rt-a"), NOW + 1, Arc::new(keep_scope), &refresh("b"))
         .await
         .expect("rotate");
     assert!(
@@ -1253,13 +1301,25 @@ async fn redeem_is_all_or_nothing(s: S) {
 
     // The new refresh token's digest collides with grant-a's, so recording it fails after the
     // code was consumed and the grant inserted, in the same transaction.
-    s.redeem_authorization_code(&hash("code-b"), NOW, &accept_code, &refresh("a"), true)
-        .await
-        .expect_err("a duplicate refresh token digest must fail");
+    s.redeem_authorization_code(
+        &hash("code-b"),
+        NOW,
+        Arc::new(accept_code),
+        &refresh("a"),
+        true,
+    )
+    .await
+    .expect_err("a duplicate refresh token digest must fail");
     assert!(s.grant("grant-b").await.expect("grant").is_none());
 
     let retry = s
-        .redeem_authorization_code(&hash("code-b"), NOW, &accept_code, &refresh("b"), true)
+        .redeem_authorization_code(
+            &hash("code-b"),
+            NOW,
+            Arc::new(accept_code),
+            &refresh("b"),
+            true,
+        )
         .await
         .expect("redeem");
     assert!(
@@ -1291,7 +1351,7 @@ async fn concurrent_redeems_issue_once(s: S) {
                 s.redeem_authorization_code(
                     &hash("code-a"),
                     NOW,
-                    &accept_code,
+                    Arc::new(accept_code),
                     &refresh(&format!("a{i}")),
                     true,
                 )
@@ -1328,14 +1388,17 @@ async fn rotate_refresh_token_rotates_and_reuse_revokes_family(s: S) {
     seed(&s).await;
     new_grant(&s, "1", "c1", "u1").await; // rt-1 created at NOW
     let narrower = scopes("openid");
-    let seen = std::sync::Mutex::new(Vec::new());
-    let check = |g: &RefreshGrant| {
-        seen.lock().expect("lock").push(g.clone());
-        Ok::<_, TokenError>(narrower.clone())
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let check: crate::store::RefreshCheck = {
+        let (seen, narrower) = (seen.clone(), narrower.clone());
+        Arc::new(move |g: &RefreshGrant| {
+            seen.lock().expect("lock").push(g.clone());
+            Ok::<_, TokenError>(narrower.clone())
+        })
     };
 
     match s
-        .rotate_refresh_token(&hash("rt-1"), NOW + 10, &check, &refresh("2"))
+        .rotate_refresh_token(&hash("rt-1"), NOW + 10, check.clone(), &refresh("2"))
         .await
         .expect("rotate")
     {
@@ -1363,7 +1426,7 @@ async fn rotate_refresh_token_rotates_and_reuse_revokes_family(s: S) {
     assert_eq!(next.refreshed_at, Some(NOW + 10));
 
     match s
-        .rotate_refresh_token(&hash("rt-2"), NOW + 20, &check, &refresh("3"))
+        .rotate_refresh_token(&hash("rt-2"), NOW + 20, check.clone(), &refresh("3"))
         .await
         .expect("rotate")
     {
@@ -1373,7 +1436,7 @@ async fn rotate_refresh_token_rotates_and_reuse_revokes_family(s: S) {
 
     // rt-1 again: reuse.
     match s
-        .rotate_refresh_token(&hash("rt-1"), NOW + 30, &check, &refresh("4"))
+        .rotate_refresh_token(&hash("rt-1"), NOW + 30, check.clone(), &refresh("4"))
         .await
         .expect("rotate")
     {
@@ -1389,7 +1452,7 @@ async fn rotate_refresh_token_rotates_and_reuse_revokes_family(s: S) {
     assert!(!refresh_live(&s, "3").await, "the newest token is spent");
     assert!(!refresh_live(&s, "4").await, "a replay records no token");
     let newest = s
-        .rotate_refresh_token(&hash("rt-3"), NOW + 31, &check, &refresh("5"))
+        .rotate_refresh_token(&hash("rt-3"), NOW + 31, check.clone(), &refresh("5"))
         .await
         .expect("rotate");
     assert!(
@@ -1404,7 +1467,12 @@ async fn rotate_rejected_leaves_token_unspent(s: S) {
     new_grant(&s, "1", "c1", "u1").await;
 
     match s
-        .rotate_refresh_token(&hash("rt-1"), NOW + 1, &reject_refresh, &refresh("2"))
+        .rotate_refresh_token(
+            &hash("rt-1"),
+            NOW + 1,
+            Arc::new(reject_refresh),
+            &refresh("2"),
+        )
         .await
         .expect("rotate")
     {
@@ -1416,7 +1484,7 @@ async fn rotate_rejected_leaves_token_unspent(s: S) {
     assert!(!revoked(&s, "grant-1").await);
 
     let again = s
-        .rotate_refresh_token(&hash("rt-1"), NOW + 2, &keep_scope, &refresh("2"))
+        .rotate_refresh_token(&hash("rt-1"), NOW + 2, Arc::new(keep_scope), &refresh("2"))
         .await
         .expect("rotate");
     assert!(
@@ -1430,7 +1498,7 @@ async fn rotate_unknown_token(s: S) {
     seed(&s).await;
     new_grant(&s, "1", "c1", "u1").await;
     let got = s
-        .rotate_refresh_token(&hash("rt-none"), NOW, &keep_scope, &refresh("2"))
+        .rotate_refresh_token(&hash("rt-none"), NOW, Arc::new(keep_scope), &refresh("2"))
         .await
         .expect("rotate");
     assert!(matches!(got, RefreshRotation::Unknown), "got {got:?}");
@@ -1476,7 +1544,7 @@ async fn revoke_grant_revokes_its_tokens_only(s: S) {
     assert!(a.revoked);
     assert!(!refresh_live(&s, "a").await);
     let rotation = s
-        .rotate_refresh_token(&hash("rt-a"), NOW + 6, &keep_scope, &refresh("a2"))
+        .rotate_refresh_token(&hash("rt-a"), NOW + 6, Arc::new(keep_scope), &refresh("a2"))
         .await
         .expect("rotate");
     assert!(
@@ -1500,7 +1568,7 @@ async fn revoking_a_refresh_token_revokes_its_grant_even_once_rotated(s: S) {
     new_grant(&s, "a", "c1", "u1").await;
     new_grant(&s, "b", "c1", "u1").await;
     let rotation = s
-        .rotate_refresh_token(&hash("rt-a"), NOW + 1, &keep_scope, &refresh("a2"))
+        .rotate_refresh_token(&hash("rt-a"), NOW + 1, Arc::new(keep_scope), &refresh("a2"))
         .await
         .expect("rotate");
     assert!(
@@ -1663,7 +1731,7 @@ async fn purge_deletes_only_what_is_past_the_cutoffs(s: S) {
             s.redeem_authorization_code(
                 &hash(&format!("code-code-{label}")),
                 NOW,
-                &reject_code,
+                Arc::new(reject_code),
                 &refresh("unused"),
                 true,
             )
@@ -1693,7 +1761,12 @@ async fn purge_deletes_only_what_is_past_the_cutoffs(s: S) {
         "refresh tokens go with their grants"
     );
     let rotation = s
-        .rotate_refresh_token(&hash("rt-g-expired"), NOW, &keep_scope, &refresh("x"))
+        .rotate_refresh_token(
+            &hash("rt-g-expired"),
+            NOW,
+            Arc::new(keep_scope),
+            &refresh("x"),
+        )
         .await
         .expect("rotate");
     assert!(

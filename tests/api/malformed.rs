@@ -638,7 +638,6 @@ async fn a01_redirect_uri_look_alikes_show_the_error_page_and_store_nothing() {
         "http://127.0.0.1:5000/cb?x",
         "HTTP://127.0.0.1:5000/cb",
         "http://127.0.0.1:05000/cb",
-        "http://127.0.0.1:80/cb",
         "http://127.1:5000/cb",
         "http://[::1]:5000/cb",
         "http://[::ffff:127.0.0.1]:5000/cb",
