@@ -206,6 +206,9 @@ pub struct ClientCreateArgs {
     /// Access-token signing algorithm.
     #[arg(long, default_value = "ES256")]
     pub access_token_alg: String,
+    /// ID-token signing algorithm (OIDC Core §15.1 makes RS256 the default every OP supports).
+    #[arg(long, default_value = "RS256")]
+    pub id_token_alg: String,
     /// Let this confidential client omit PKCE. Weaker: RFC 9700 §2.1.1 recommends PKCE for all.
     #[arg(long)]
     pub allow_no_pkce: bool,
@@ -226,6 +229,20 @@ pub enum UserCommand {
     Disable {
         #[arg(allow_hyphen_values = true)]
         username: String,
+    },
+    /// Set a user's OpenID Connect profile claims; an empty value clears name or email.
+    SetClaims {
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+        /// Full name (`name`, scope `profile`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address (`email`, scope `email`).
+        #[arg(long)]
+        email: Option<String>,
+        /// Whether the address is verified (`email_verified`).
+        #[arg(long)]
+        email_verified: Option<bool>,
     },
 }
 

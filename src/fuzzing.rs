@@ -66,6 +66,7 @@ pub fn clients() -> Vec<Client> {
         access_token_alg: SigningAlg::ES256,
         audience: None,
         created_at: 0,
+        id_token_alg: SigningAlg::RS256,
     };
     let web = client(
         "web1",
@@ -103,6 +104,7 @@ pub fn code_grants() -> Vec<CodeGrant> {
             scope: scope_set("openid read"),
             auth_time: NOW - 10,
             expires_at: NOW + ttl,
+            nonce: None,
         };
     vec![
         grant(
@@ -403,7 +405,20 @@ fn loopback_key(raw: &str) -> Option<String> {
         Host::Ipv6(ip) => ip.is_loopback(),
         Host::Domain(_) => false,
     };
-    if url.as_str() != raw || url.scheme() != "http" || !loopback || !url.username().is_empty() {
+    // The canonical text, or the canonical text with the default port written out (RFC 8252
+    // §7.3 allows any port, 80 included).
+    let spelled_80 = url.port().is_none()
+        && raw
+            == format!(
+                "http://{}:80{}",
+                url.host_str()?,
+                &url[url::Position::BeforePath..]
+            );
+    if (url.as_str() != raw && !spelled_80)
+        || url.scheme() != "http"
+        || !loopback
+        || !url.username().is_empty()
+    {
         return None;
     }
     url.set_port(None).ok()?;

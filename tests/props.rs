@@ -561,6 +561,7 @@ proptest! {
             scope: scope_set("openid"),
             auth_time: 0,
             expires_at: 100,
+            nonce: None,
         };
         let verifier = verifier.map(CodeVerifier::new);
         let presented = CodePresentation {

@@ -411,6 +411,7 @@ async fn identity(
         scope: None,
         audience: None,
         access_token_alg: SigningAlg::ES256,
+        id_token_alg: SigningAlg::RS256,
         allow_no_pkce: false,
     };
     let created = admin::create_client(store.as_ref(), new, now).await?;

@@ -33,6 +33,8 @@ pub async fn run(store: &dyn Store, command: ClientCommand) -> anyhow::Result<()
 async fn create(store: &dyn Store, args: ClientCreateArgs) -> anyhow::Result<()> {
     let access_token_alg = SigningAlg::parse(&args.access_token_alg)
         .ok_or_else(|| anyhow!("--access-token-alg must be ES256, RS256 or EdDSA"))?;
+    let id_token_alg = SigningAlg::parse(&args.id_token_alg)
+        .ok_or_else(|| anyhow!("--id-token-alg must be RS256, ES256 or EdDSA"))?;
     let new = NewClient {
         id: None,
         name: args.name,
@@ -41,6 +43,7 @@ async fn create(store: &dyn Store, args: ClientCreateArgs) -> anyhow::Result<()>
         scope: args.scope,
         audience: args.audience,
         access_token_alg,
+        id_token_alg,
         allow_no_pkce: args.allow_no_pkce,
     };
     let created = admin::create_client(store, new, now()).await?;
@@ -63,6 +66,7 @@ fn describe(client: &Client) -> Value {
         "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "require_pkce": client.require_pkce,
         "access_token_alg": client.access_token_alg.as_str(),
+        "id_token_signed_response_alg": client.id_token_alg.as_str(),
         "audience": client.audience,
         "created_at": client.created_at,
     })

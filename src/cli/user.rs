@@ -31,6 +31,19 @@ pub async fn run(store: &dyn Store, command: UserCommand) -> anyhow::Result<()> 
         UserCommand::Disable { username } => {
             Ok(admin::disable_user(store, &username, now()).await?)
         }
+        UserCommand::SetClaims {
+            username,
+            name,
+            email,
+            email_verified,
+        } => {
+            let claims = crate::store::UserClaims {
+                name,
+                email,
+                email_verified,
+            };
+            Ok(admin::set_user_claims(store, &username, claims).await?)
+        }
     }
 }
 
@@ -40,6 +53,7 @@ fn describe(user: &UserRecord) -> Value {
         "username": user.username,
         "email": user.email,
         "name": user.name,
+        "email_verified": user.email_verified,
         "disabled": user.disabled,
         "created_at": user.created_at,
     })

@@ -110,6 +110,7 @@ pub fn router(state: AppState, demo: bool) -> Router {
         ));
     let discovery = Router::new()
         .route(paths::METADATA, get(metadata::metadata))
+        .route(paths::OPENID_CONFIGURATION, get(metadata::metadata))
         .route(paths::JWKS, get(metadata::jwks));
     let api = api.merge(discovery).layer(cors(&state));
     let mut router = Router::new()

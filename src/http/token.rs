@@ -47,6 +47,9 @@ pub async fn token(
     if let Some(refresh_token) = &issued.refresh_token {
         body["refresh_token"] = refresh_token.expose().into();
     }
+    if let Some(id_token) = &issued.id_token {
+        body["id_token"] = id_token.as_str().into();
+    }
     Ok(Json(body).into_response())
 }
 

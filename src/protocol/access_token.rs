@@ -144,10 +144,12 @@ pub fn jwt_algorithm(alg: SigningAlg) -> Algorithm {
     }
 }
 
-/// The JOSE header of an access token (RFC 9068 §2.1), in the order jsonwebtoken writes it.
+/// The JOSE header Latchkey writes (RFC 7515 §4.1): `typ` for access tokens (RFC 9068 §2.1),
+/// none for ID tokens.
 #[derive(Serialize)]
 struct JoseHeader<'a> {
-    typ: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typ: Option<&'static str>,
     alg: &'static str,
     kid: &'a str,
 }
@@ -157,8 +159,18 @@ struct JoseHeader<'a> {
 /// aws-lc-rs key; verification, which must resist hostile input, stays with jsonwebtoken
 /// (tests verify every algorithm's tokens with it).
 pub fn sign(claims: &AccessTokenClaims, key: &SigningKey) -> Result<AccessToken, SignError> {
+    sign_jws(Some(TOKEN_TYPE), claims, key).map(AccessToken::new)
+}
+
+/// Signs any claims as a JWS compact serialization with `key` (its `alg` and `kid` in the
+/// header) and, when given, `typ`.
+pub fn sign_jws(
+    typ: Option<&'static str>,
+    claims: &impl Serialize,
+    key: &SigningKey,
+) -> Result<String, SignError> {
     let header = JoseHeader {
-        typ: TOKEN_TYPE,
+        typ,
         alg: key.alg.as_str(),
         kid: &key.kid,
     };
@@ -169,7 +181,7 @@ pub fn sign(claims: &AccessTokenClaims, key: &SigningKey) -> Result<AccessToken,
     let signature = key.signer.sign(token.as_bytes())?;
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-    Ok(AccessToken::new(token))
+    Ok(token)
 }
 
 /// A token could not be signed (a failure of the crypto library, or of JSON encoding).

@@ -68,7 +68,23 @@ pub struct AuthorizationRequest {
     /// The S256 challenge; `None` only for a confidential client opted out of PKCE.
     pub code_challenge: Option<String>,
     pub prompt: Prompt,
+    pub oidc: OidcParameters,
 }
+
+/// The OpenID Connect parameters of an authorization request (OIDC Core §3.1.2.1) that outlive
+/// it: kept with the pending request until the code is issued.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OidcParameters {
+    /// Returned unchanged in the ID token, binding it to the client's session.
+    pub nonce: Option<String>,
+    /// Seconds since the last active authentication beyond which the user must log in again.
+    pub max_age: Option<i64>,
+    /// A hint of who is logging in: pre-fills the username.
+    pub login_hint: Option<String>,
+}
+
+/// Longest `nonce`, `login_hint` or `id_token_hint` accepted; they are stored or parsed.
+pub const MAX_OIDC_PARAMETER: usize = 2048;
 
 /// Step 1: which client the request names. RFC 6749 §4.1.2.1: with a missing or invalid client
 /// identifier "the authorization server SHOULD inform the resource owner of the error and MUST
@@ -138,9 +154,17 @@ impl AuthorizationRequest {
         if !client.allows(GrantType::AuthorizationCode) {
             return Err(AuthorizeError::GrantNotAllowed);
         }
+        // OIDC Core §6: request objects are optional for an OP; say so with the OIDC codes.
+        if params.get("request").is_some() {
+            return Err(AuthorizeError::RequestObjectNotSupported);
+        }
+        if params.get("request_uri").is_some() {
+            return Err(AuthorizeError::RequestUriNotSupported);
+        }
         let scope = requested_scope(params.get("scope"), client)?;
         let code_challenge = checked_challenge(params, client)?;
         let prompt = Prompt::parse(params.get("prompt"))?;
+        let oidc = oidc_parameters(params)?;
         Ok(AuthorizationRequest {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
@@ -148,8 +172,39 @@ impl AuthorizationRequest {
             state: params.get("state").map(str::to_owned),
             code_challenge,
             prompt,
+            oidc,
         })
     }
+}
+
+/// OIDC Core §3.1.2.1: `nonce`, `max_age` and `login_hint` as they will be kept; `display`,
+/// `ui_locales`, `claims_locales`, `acr_values` and `claims` are accepted and not acted on
+/// (the pages have one display and one language). `id_token_hint` is checked by the caller,
+/// which holds the keys; here only its size.
+fn oidc_parameters(params: &Params) -> Result<OidcParameters, AuthorizeError> {
+    let nonce = params.get("nonce");
+    if nonce.is_some_and(|n| n.len() > MAX_OIDC_PARAMETER || !is_valid_state(n)) {
+        return Err(AuthorizeError::InvalidNonce);
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<u32>()
+                .map_err(|_| AuthorizeError::InvalidMaxAge)?
+                .into(),
+        ),
+    };
+    let login_hint = params.get("login_hint");
+    let malformed =
+        |hint: &str| hint.len() > MAX_OIDC_PARAMETER || hint.chars().any(char::is_control);
+    if login_hint.is_some_and(malformed) || params.get("id_token_hint").is_some_and(malformed) {
+        return Err(AuthorizeError::InvalidHint);
+    }
+    Ok(OidcParameters {
+        nonce: nonce.map(str::to_owned),
+        max_age,
+        login_hint: login_hint.map(str::to_owned),
+    })
 }
 
 /// RFC 6749 Appendix A.5: `state = 1*VSCHAR`, VSCHAR = %x20-7E.
@@ -210,6 +265,7 @@ mod tests {
             access_token_alg: SigningAlg::ES256,
             audience: None,
             created_at: 0,
+            id_token_alg: SigningAlg::RS256,
         }
     }
 

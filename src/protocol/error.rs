@@ -21,6 +21,8 @@ pub enum ErrorCode {
     InsufficientScope,
     LoginRequired,
     ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
 }
 
 impl ErrorCode {
@@ -41,6 +43,8 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
         }
     }
 }
@@ -72,6 +76,18 @@ pub enum AuthorizeError {
     MissingResponseType,
     #[error("state must be printable ASCII (RFC 6749 Appendix A.5).")]
     InvalidState,
+    #[error("nonce must be printable ASCII of at most 2048 characters.")]
+    InvalidNonce,
+    #[error("max_age must be a non-negative number of seconds.")]
+    InvalidMaxAge,
+    #[error("login_hint or id_token_hint is malformed.")]
+    InvalidHint,
+    #[error("id_token_hint names a different user than the one signed in.")]
+    HintMismatch,
+    #[error("Request objects (the request parameter) are not supported.")]
+    RequestObjectNotSupported,
+    #[error("request_uri is not supported.")]
+    RequestUriNotSupported,
     #[error("Only response_type=code is supported.")]
     UnsupportedResponseType,
     #[error("Only response_mode=query is supported.")]
@@ -107,6 +123,9 @@ impl AuthorizeError {
             RepeatedParameter
             | MissingResponseType
             | InvalidState
+            | InvalidNonce
+            | InvalidMaxAge
+            | InvalidHint
             | UnsupportedResponseMode
             | PkceRequired
             | UnsupportedChallengeMethod
@@ -116,8 +135,10 @@ impl AuthorizeError {
             GrantNotAllowed => ErrorCode::UnauthorizedClient,
             MalformedScope | ScopeNotAllowed | EmptyScope => ErrorCode::InvalidScope,
             AccessDenied => ErrorCode::AccessDenied,
-            LoginRequired => ErrorCode::LoginRequired,
+            LoginRequired | HintMismatch => ErrorCode::LoginRequired,
             ConsentRequired => ErrorCode::ConsentRequired,
+            RequestObjectNotSupported => ErrorCode::RequestNotSupported,
+            RequestUriNotSupported => ErrorCode::RequestUriNotSupported,
         }
     }
 }

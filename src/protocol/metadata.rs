@@ -6,6 +6,8 @@ use serde::Serialize;
 /// Paths of Latchkey's endpoints; the router mounts exactly these.
 pub mod paths {
     pub const METADATA: &str = "/.well-known/oauth-authorization-server";
+    /// OIDC Discovery 1.0 §4: the same document, with the OpenID Provider fields.
+    pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const AUTHORIZE: &str = "/authorize";
     pub const LOGIN: &str = "/login";
     pub const CONSENT: &str = "/consent";
@@ -44,6 +46,16 @@ pub struct Metadata {
     pub scopes_supported: Vec<String>,
     /// RFC 9207 §3.
     pub authorization_response_iss_parameter_supported: bool,
+    /// OIDC Discovery 1.0 §3 fields; RFC 8414 §2 allows them in its document too, so both
+    /// paths serve one document and can never disagree.
+    pub subject_types_supported: [&'static str; 1],
+    pub id_token_signing_alg_values_supported: [&'static str; 3],
+    pub claims_supported: [&'static str; 15],
+    pub prompt_values_supported: [&'static str; 3],
+    pub display_values_supported: [&'static str; 1],
+    pub claims_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
 }
 
 impl Metadata {
@@ -78,6 +90,31 @@ impl Metadata {
             ],
             scopes_supported,
             authorization_response_iss_parameter_supported: true,
+            subject_types_supported: ["public"],
+            // RS256 first: OIDC Core §15.1 makes it the one every OP supports.
+            id_token_signing_alg_values_supported: ["RS256", "ES256", "EdDSA"],
+            claims_supported: [
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "azp",
+                "at_hash",
+                "amr",
+                "name",
+                "preferred_username",
+                "email",
+                "email_verified",
+                "scope",
+            ],
+            prompt_values_supported: ["none", "login", "consent"],
+            display_values_supported: ["page"],
+            claims_parameter_supported: false,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct CodeGrant {
     pub scope: Scopes,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// OIDC Core §3.1.2.1 `nonce`, returned unchanged in the ID token.
+    pub nonce: Option<String>,
 }
 
 /// What the token request presented alongside the code.
@@ -187,6 +189,7 @@ mod tests {
             scope: Scopes::parse("openid").unwrap(),
             auth_time: 0,
             expires_at: 100,
+            nonce: None,
         }
     }
 

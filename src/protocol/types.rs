@@ -188,6 +188,8 @@ pub struct Client {
     /// The `aud` of its access tokens; the issuer when `None` (RFC 9068 §3).
     pub audience: Option<String>,
     pub created_at: i64,
+    /// OIDC Registration `id_token_signed_response_alg`; RS256 unless set (OIDC Core §15.1).
+    pub id_token_alg: SigningAlg,
 }
 
 impl Client {

@@ -4,7 +4,7 @@
 use crate::crypto::{self, token_hash};
 use crate::protocol::redirect_uri;
 use crate::protocol::types::{Client, ClientSecret, GrantType, Password, Scopes, SigningAlg};
-use crate::store::{ClientRecord, Store, StoreError, UserRecord};
+use crate::store::{ClientRecord, Store, StoreError, UserClaims, UserRecord};
 
 /// Why an administrative command is refused. The message is the one line the CLI prints.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub struct NewClient {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub access_token_alg: SigningAlg,
+    /// ID-token signing algorithm (OIDC Registration `id_token_signed_response_alg`).
+    pub id_token_alg: SigningAlg,
     /// Opting a confidential client out of PKCE is weaker (RFC 9700 §2.1.1) and explicit.
     pub allow_no_pkce: bool,
 }
@@ -90,6 +92,7 @@ pub async fn create_client(
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         require_pkce: !new.allow_no_pkce,
         access_token_alg: new.access_token_alg,
+        id_token_alg: new.id_token_alg,
         audience: new.audience,
         created_at: now,
     };
@@ -157,15 +160,7 @@ pub async fn create_user(
             "username must be 1 to 255 characters of text".to_owned(),
         ));
     }
-    if new
-        .email
-        .as_deref()
-        .is_some_and(|e| !e.contains('@') || e.chars().any(char::is_whitespace))
-    {
-        return Err(AdminError::Invalid(
-            "email must be an address such as name@example.com".to_owned(),
-        ));
-    }
+    check_email(new.email.as_deref())?;
     check_password(&new.password)?;
     if store.user_by_username(username).await?.is_some() {
         return Err(AdminError::Invalid(format!(
@@ -180,6 +175,7 @@ pub async fn create_user(
         password_hash: crypto::hash_password(new.password).await?,
         disabled: false,
         created_at: now,
+        email_verified: false,
     };
     store.insert_user(&user).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
@@ -216,6 +212,35 @@ pub async fn disable_user(store: &dyn Store, username: &str, now: i64) -> Result
         return Err(unknown_user(username));
     }
     tracing::info!(target: "audit", event = "user_disabled", username = %username);
+    Ok(())
+}
+
+fn check_email(email: Option<&str>) -> Result<(), AdminError> {
+    if email.is_some_and(|e| !e.contains('@') || e.chars().any(char::is_whitespace)) {
+        return Err(AdminError::Invalid(
+            "email must be an address such as name@example.com".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets a user's profile claims (OIDC Core §5.1), as `user set-claims` does; an empty name or
+/// email clears it.
+pub async fn set_user_claims(
+    store: &dyn Store,
+    username: &str,
+    claims: UserClaims,
+) -> Result<(), AdminError> {
+    check_email(claims.email.as_deref().filter(|e| !e.is_empty()))?;
+    if claims.name.as_deref().is_some_and(|n| n.len() > 255) {
+        return Err(AdminError::Invalid(
+            "name must be at most 255 characters".to_owned(),
+        ));
+    }
+    if !store.set_user_claims(username, &claims).await? {
+        return Err(unknown_user(username));
+    }
+    tracing::info!(target: "audit", event = "user_claims_set", username = %username);
     Ok(())
 }
 
@@ -297,6 +322,7 @@ pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<De
             scope: None,
             audience: None,
             access_token_alg: SigningAlg::ES256,
+            id_token_alg: SigningAlg::RS256,
             allow_no_pkce: false,
         };
         create_client(store, new, now).await?;

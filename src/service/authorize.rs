@@ -9,6 +9,7 @@
 
 use url::Url;
 
+use super::oidc;
 use super::{InternalError, Latchkey, session};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::authorize::{self, AuthorizationRequest};
@@ -93,10 +94,33 @@ pub async fn begin(
             });
         }
     };
-    let session = match session {
+    let mut session = match session {
         Some(cookie) if !request.prompt.login => session::live(svc, cookie, now).await?,
         _ => None,
     };
+    // OIDC Core §3.1.2.1 max_age: a login older than that must be made again.
+    if let Some(max_age) = request.oidc.max_age {
+        session = session.filter(|s| s.auth_time.saturating_add(max_age) >= now);
+    }
+    // OIDC Core §3.1.2.1 id_token_hint: the user the client believes is signed in. Another
+    // user's session does not count; with prompt=none that is login_required.
+    if let Some(hint) = params.get("id_token_hint") {
+        let Some(hinted) = oidc::hinted_subject(svc, &client.client, hint) else {
+            return Ok(Begun {
+                next: redirect_error(svc, &request, AuthorizeError::InvalidHint),
+                new_browser_cookie: None,
+            });
+        };
+        if session.as_ref().is_some_and(|s| s.user_id != hinted) {
+            if request.prompt.none {
+                return Ok(Begun {
+                    next: redirect_error(svc, &request, AuthorizeError::HintMismatch),
+                    new_browser_cookie: None,
+                });
+            }
+            session = None;
+        }
+    }
     if request.prompt.none && session.is_none() {
         return Ok(Begun {
             next: redirect_error(svc, &request, AuthorizeError::LoginRequired),
@@ -150,13 +174,14 @@ pub async fn login_page(
     flow: &str,
     browser: Option<&str>,
 ) -> Result<LoginPage, FlowError> {
-    let (_, client) = bound_flow(svc, flow, browser).await?;
+    let (pending, client) = bound_flow(svc, flow, browser).await?;
     Ok(LoginPage {
         flow: flow.to_owned(),
         csrf_token: session::csrf_token(browser.unwrap_or_default(), flow),
         client_name: client.name,
         failed: false,
-        username: String::new(),
+        // OIDC Core §3.1.2.1 login_hint: pre-filled, still editable.
+        username: pending.request.oidc.login_hint.unwrap_or_default(),
     })
 }
 
@@ -384,6 +409,7 @@ async fn issue_code(
             scope: request.scope.clone(),
             auth_time: pending.auth_time.unwrap_or(now),
             expires_at: now + svc.settings.code_ttl,
+            nonce: request.oidc.nonce.clone(),
         },
     };
     let issued = svc

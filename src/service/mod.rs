@@ -6,6 +6,7 @@ pub mod admin;
 pub mod authorize;
 pub mod keys;
 pub mod maintenance;
+pub mod oidc;
 pub mod resource;
 pub mod session;
 pub mod throttle;

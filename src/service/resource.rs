@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Latchkey;
+use super::oidc::StandardClaims;
 use super::token::TokenFailure;
 use crate::crypto::token_hash;
 use crate::protocol::access_token::{self, AccessTokenClaims};
@@ -25,12 +26,8 @@ pub enum ResourceFailure {
 #[derive(Debug, Serialize)]
 pub struct UserInfo {
     pub sub: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub preferred_username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    #[serde(flatten)]
+    pub claims: StandardClaims,
 }
 
 /// Scopes that entitle a token to the userinfo endpoint.
@@ -56,16 +53,9 @@ pub async fn userinfo(svc: &Latchkey, bearer: &str) -> Result<UserInfo, Resource
         .user(&claims.sub)
         .await?
         .ok_or(BearerError::InvalidToken)?;
-    let profile = scope.contains("profile");
     Ok(UserInfo {
+        claims: StandardClaims::released(&user, &scope),
         sub: user.id,
-        name: if profile { user.name } else { None },
-        preferred_username: profile.then_some(user.username),
-        email: if scope.contains("email") {
-            user.email
-        } else {
-            None
-        },
     })
 }
 

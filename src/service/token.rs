@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{InternalError, Latchkey, throttle};
+use super::{InternalError, Latchkey, oidc, throttle};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::access_token::{self, AccessTokenClaims};
 use crate::protocol::client_auth::ClientCredentials;
@@ -39,6 +39,8 @@ pub struct Issued {
     pub expires_in: i64,
     pub refresh_token: Option<RefreshToken>,
     pub scope: Scopes,
+    /// OIDC Core §3.1.3.3: with scope `openid`.
+    pub id_token: Option<String>,
 }
 
 /// RFC 6749 §3.2.1: confidential clients authenticate; public clients identify themselves.
@@ -169,11 +171,23 @@ async fn exchange_code(
         grant.auth_time,
         now,
     )?;
+    let id_token = id_token_for(
+        svc,
+        client,
+        &grant.user_id,
+        &grant.scope,
+        grant.auth_time,
+        grant.nonce.as_deref(),
+        &access_token,
+        now,
+    )
+    .await?;
     Ok(Issued {
         access_token,
         expires_in: svc.settings.access_token_ttl,
         refresh_token: with_refresh.then_some(refresh_token),
         scope: grant.scope,
+        id_token,
     })
 }
 
@@ -211,12 +225,59 @@ async fn refresh(
         grant.auth_time,
         now,
     )?;
+    // OIDC Core §12.2: a refreshed ID token keeps `sub`, `aud` and `auth_time`, and carries no
+    // nonce.
+    let id_token = id_token_for(
+        svc,
+        client,
+        &grant.user_id,
+        &scope,
+        grant.auth_time,
+        None,
+        &access_token,
+        now,
+    )
+    .await?;
     Ok(Issued {
         access_token,
         expires_in: svc.settings.access_token_ttl,
         refresh_token: Some(refresh_token),
         scope,
+        id_token,
     })
+}
+
+/// An ID token when the grant's scope includes `openid` (OIDC Core §3.1.3.3), with the
+/// standard claims its scope releases.
+#[allow(clippy::too_many_arguments)]
+async fn id_token_for(
+    svc: &Latchkey,
+    client: &Client,
+    user_id: &str,
+    scope: &Scopes,
+    auth_time: i64,
+    nonce: Option<&str>,
+    access_token: &AccessToken,
+    now: i64,
+) -> Result<Option<String>, TokenFailure> {
+    if !scope.contains(oidc::OPENID) {
+        return Ok(None);
+    }
+    let user = svc
+        .store
+        .user(user_id)
+        .await
+        .map_err(InternalError::from)?
+        .ok_or(TokenError::InvalidCode)?;
+    let facts = oidc::IdTokenFacts {
+        user: &user,
+        scope,
+        auth_time,
+        nonce,
+        access_token: access_token.expose(),
+        now,
+    };
+    Ok(Some(oidc::id_token(svc, client, &facts)?))
 }
 
 /// A fresh 256-bit refresh token and the record that stores its digest.

@@ -62,6 +62,17 @@ pub struct UserRecord {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: i64,
+    /// OIDC Core §5.1 `email_verified`: the operator vouches for the address.
+    pub email_verified: bool,
+}
+
+/// Profile claims an administrator sets; `None` leaves the stored value as it is, and
+/// `Some("")` clears `name` or `email`.
+#[derive(Clone, Debug, Default)]
+pub struct UserClaims {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
 }
 
 /// A signing key as stored: PKCS#8 DER of the private key.
@@ -290,6 +301,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &[u8],
     ) -> Result<Option<RefreshGrant>, StoreError>;
+    /// Sets a user's profile claims (OIDC Core §5.1); `None` leaves a claim unchanged.
+    /// Returns false for an unknown username.
+    async fn set_user_claims(
+        &self,
+        username: &str,
+        claims: &UserClaims,
+    ) -> Result<bool, StoreError>;
     /// Revokes a grant and so every token issued from it.
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError>;
     /// RFC 7009 §2.1: revokes the grant behind a refresh token of `client_id`, spent or not,

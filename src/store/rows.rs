@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{ClientRecord, PendingRequest, StoreError, UserRecord};
-use crate::protocol::authorize::{AuthorizationRequest, Prompt};
+use crate::protocol::authorize::{AuthorizationRequest, OidcParameters, Prompt};
 use crate::protocol::token::{CodeGrant, RefreshGrant};
 use crate::protocol::types::{Client, GrantType, Scopes, SigningAlg};
 
@@ -20,6 +20,7 @@ pub(super) struct ClientRow {
     access_token_alg: String,
     audience: Option<String>,
     created_at: i64,
+    id_token_alg: String,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -45,6 +46,8 @@ impl TryFrom<ClientRow> for ClientRecord {
                     .ok_or(corrupt("clients.access_token_alg"))?,
                 audience: row.audience,
                 created_at: row.created_at,
+                id_token_alg: SigningAlg::parse(&row.id_token_alg)
+                    .ok_or(corrupt("clients.id_token_alg"))?,
             },
             secret_hash: row.secret_hash,
         })
@@ -60,6 +63,7 @@ pub(super) struct UserRow {
     password_hash: String,
     disabled: bool,
     created_at: i64,
+    email_verified: bool,
 }
 
 impl From<UserRow> for UserRecord {
@@ -72,6 +76,7 @@ impl From<UserRow> for UserRecord {
             password_hash: row.password_hash,
             disabled: row.disabled,
             created_at: row.created_at,
+            email_verified: row.email_verified,
         }
     }
 }
@@ -89,6 +94,9 @@ pub(super) struct PendingRow {
     user_id: Option<String>,
     auth_time: Option<i64>,
     expires_at: i64,
+    nonce: Option<String>,
+    max_age: Option<i64>,
+    login_hint: Option<String>,
 }
 
 impl TryFrom<PendingRow> for PendingRequest {
@@ -106,6 +114,11 @@ impl TryFrom<PendingRow> for PendingRequest {
                 state: row.state,
                 code_challenge: row.code_challenge,
                 prompt: Prompt::from_stored(&row.prompt),
+                oidc: OidcParameters {
+                    nonce: row.nonce,
+                    max_age: row.max_age,
+                    login_hint: row.login_hint,
+                },
             },
             user_id: row.user_id,
             auth_time: row.auth_time,
@@ -124,6 +137,7 @@ pub(super) struct CodeRow {
     scope: String,
     auth_time: i64,
     expires_at: i64,
+    nonce: Option<String>,
 }
 
 impl TryFrom<CodeRow> for CodeGrant {
@@ -140,6 +154,7 @@ impl TryFrom<CodeRow> for CodeGrant {
                 .map_err(|_| StoreError::Corrupt("authorization_codes.scope"))?,
             auth_time: row.auth_time,
             expires_at: row.expires_at,
+            nonce: row.nonce,
         })
     }
 }
@@ -186,10 +201,10 @@ pub(super) const GRANT_WITH_REFRESH_SELECT: &str = "SELECT g.id, g.client_id, g.
      FROM grants g JOIN users u ON u.id = g.user_id JOIN refresh_tokens r ON r.grant_id = g.id";
 
 pub(super) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, scopes, grant_types, require_pkce, \
-     access_token_alg, audience, created_at";
+     access_token_alg, audience, created_at, id_token_alg";
 
 pub(super) const USER_COLUMNS: &str =
-    "id, username, email, name, password_hash, disabled, created_at";
+    "id, username, email, name, password_hash, disabled, created_at, email_verified";
 
 pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

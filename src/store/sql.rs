@@ -19,7 +19,7 @@ macro_rules! sql_store {
             use crate::protocol::types::Scopes;
             use crate::store::rows::*;
             use crate::store::{
-                ClientRecord, CodeCheck, CodeRedemption, ConsentRecord, NewAuthorizationCode, NewRefreshToken,
+                UserClaims, ClientRecord, CodeCheck, CodeRedemption, ConsentRecord, NewAuthorizationCode, NewRefreshToken,
                 PendingRequest, RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store, StoreError,
                 KeyRetirement, PurgeReport, SigningKeyInfo, TABLES, UserRecord,
             };
@@ -39,7 +39,7 @@ macro_rules! sql_store {
                     // The single-use rule, as one conditional write (RFC 6749 §4.1.2).
                     let row: Option<CodeRow> = sqlx::query_as(
                         "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
-                         RETURNING grant_id, client_id, user_id, redirect_uri, code_challenge, scope, auth_time, expires_at",
+                         RETURNING grant_id, client_id, user_id, redirect_uri, code_challenge, scope, auth_time, expires_at, nonce",
                     )
                     .bind(now)
                     .bind(code_hash)
@@ -137,7 +137,8 @@ macro_rules! sql_store {
                     let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
                     sqlx::query(
                         "INSERT INTO clients (id, name, secret_hash, redirect_uris, scopes, grant_types, \
-                         require_pkce, access_token_alg, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                         require_pkce, access_token_alg, audience, created_at, id_token_alg) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .bind(&c.id)
                     .bind(&c.name)
@@ -149,6 +150,7 @@ macro_rules! sql_store {
                     .bind(c.access_token_alg.as_str())
                     .bind(&c.audience)
                     .bind(c.created_at)
+                    .bind(c.id_token_alg.as_str())
                     .execute(&self.writer)
                     .await
                     .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("client id already exists") } else { e.into() })?;
@@ -201,8 +203,8 @@ macro_rules! sql_store {
 
                 async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
                     sqlx::query(
-                        "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at, \
+                         email_verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(&user.id)
                     .bind(&user.username)
@@ -211,6 +213,7 @@ macro_rules! sql_store {
                     .bind(&user.password_hash)
                     .bind(user.disabled)
                     .bind(user.created_at)
+                    .bind(user.email_verified)
                     .execute(&self.writer)
                     .await
                     .map_err(|e| {
@@ -485,7 +488,8 @@ macro_rules! sql_store {
                     let r = &p.request;
                     sqlx::query(
                         "INSERT INTO pending_requests (id_hash, browser_hash, client_id, redirect_uri, scope, state, \
-                         code_challenge, prompt, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                         code_challenge, prompt, user_id, auth_time, expires_at, nonce, max_age, login_hint) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     )
                     .bind(&p.id_hash)
                     .bind(&p.browser_hash)
@@ -498,6 +502,9 @@ macro_rules! sql_store {
                     .bind(&p.user_id)
                     .bind(p.auth_time)
                     .bind(p.expires_at)
+                    .bind(&r.oidc.nonce)
+                    .bind(r.oidc.max_age)
+                    .bind(&r.oidc.login_hint)
                     .execute(&self.writer)
                     .await?;
                     Ok(())
@@ -510,7 +517,8 @@ macro_rules! sql_store {
                 ) -> Result<Option<PendingRequest>, StoreError> {
                     let row: Option<PendingRow> = sqlx::query_as(
                         "SELECT id_hash, browser_hash, client_id, redirect_uri, scope, state, code_challenge, prompt, \
-                         user_id, auth_time, expires_at FROM pending_requests WHERE id_hash = $1 AND expires_at > $2",
+                         user_id, auth_time, expires_at, nonce, max_age, login_hint \
+                         FROM pending_requests WHERE id_hash = $1 AND expires_at > $2",
                     )
                     .bind(id_hash)
                     .bind(now)
@@ -567,7 +575,7 @@ macro_rules! sql_store {
                     }
                     sqlx::query(
                         "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, redirect_uri, \
-                         code_challenge, scope, auth_time, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         code_challenge, scope, auth_time, expires_at, nonce) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(&code.code_hash)
                     .bind(&g.grant_id)
@@ -578,6 +586,7 @@ macro_rules! sql_store {
                     .bind(g.scope.to_string())
                     .bind(g.auth_time)
                     .bind(g.expires_at)
+                    .bind(&g.nonce)
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
@@ -659,6 +668,31 @@ macro_rules! sql_store {
                     revoke_grant_in(&mut tx, grant_id, now).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn set_user_claims(
+                    &self,
+                    username: &str,
+                    claims: &UserClaims,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE users SET name = COALESCE($1, name), email = COALESCE($2, email), \
+                         email_verified = COALESCE($3, email_verified) WHERE username = $4",
+                    )
+                    .bind(&claims.name)
+                    .bind(&claims.email)
+                    .bind(claims.email_verified)
+                    .bind(username)
+                    .execute(&self.writer)
+                    .await?;
+                    // An empty value clears the claim.
+                    sqlx::query(
+                        "UPDATE users SET name = NULLIF(name, ''), email = NULLIF(email, '') WHERE username = $1",
+                    )
+                    .bind(username)
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
                 }
 
                 async fn revoke_refresh_token_grant(

@@ -12,7 +12,7 @@ use super::{
     PurgeReport, RefreshRotation, SessionRecord, SigningKeyRecord, SqliteStore, Store, StoreError,
     TABLES, UserRecord,
 };
-use crate::protocol::authorize::{AuthorizationRequest, Prompt};
+use crate::protocol::authorize::{AuthorizationRequest, OidcParameters, Prompt};
 use crate::protocol::error::TokenError;
 use crate::protocol::token::{CodeGrant, RefreshGrant};
 use crate::protocol::types::{Client, GrantType, Scopes, SigningAlg};
@@ -111,6 +111,7 @@ fn client_record(id: &str, confidential: bool) -> ClientRecord {
             access_token_alg: SigningAlg::ES256,
             audience: Some(format!("https://api.example/{id}")),
             created_at: NOW,
+            id_token_alg: SigningAlg::RS256,
         },
         secret_hash: confidential.then(|| hash(&format!("secret-{id}"))),
     }
@@ -125,6 +126,7 @@ fn user_record(id: &str, username: &str) -> UserRecord {
         password_hash: format!("hash-of-{username}"),
         disabled: false,
         created_at: NOW,
+        email_verified: false,
     }
 }
 
@@ -153,6 +155,11 @@ fn pending(label: &str, client_id: &str, expires_at: i64) -> PendingRequest {
                 login: true,
                 consent: true,
             },
+            oidc: OidcParameters {
+                nonce: Some(format!("nonce-{label}")),
+                max_age: Some(300),
+                login_hint: Some("alice".to_owned()),
+            },
         },
         user_id: None,
         auth_time: None,
@@ -171,6 +178,7 @@ fn code_grant(label: &str, client_id: &str, user_id: &str) -> CodeGrant {
         scope: scopes("openid profile"),
         auth_time: NOW - 5,
         expires_at: NOW + 600,
+        nonce: Some(format!("nonce-{label}")),
     }
 }
 

@@ -46,6 +46,7 @@ async fn h46_each_client_algorithm_signs_tokens_that_verify_against_the_jwks() {
                 scope: None,
                 audience: None,
                 access_token_alg: alg,
+                id_token_alg: SigningAlg::RS256,
                 allow_no_pkce: false,
             })
             .await;

@@ -1256,6 +1256,7 @@ fn client_ids_are_hex_and_ids_starting_with_a_hyphen_are_still_accepted() {
             scope: None,
             audience: None,
             access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
+            id_token_alg: latchkey::protocol::types::SigningAlg::RS256,
             allow_no_pkce: false,
         };
         latchkey::service::admin::create_client(store.as_ref(), new, 0)

@@ -160,6 +160,7 @@ impl TestApp {
             scope: scope.map(str::to_owned),
             audience: None,
             access_token_alg: SigningAlg::ES256,
+            id_token_alg: SigningAlg::RS256,
             allow_no_pkce: false,
         })
         .await

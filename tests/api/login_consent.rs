@@ -460,6 +460,7 @@ async fn c25_client_name_is_escaped_on_the_consent_page() {
             scope: None,
             audience: None,
             access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
+            id_token_alg: latchkey::protocol::types::SigningAlg::RS256,
             allow_no_pkce: false,
         })
         .await;

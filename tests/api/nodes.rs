@@ -692,6 +692,7 @@ async fn n79_both_nodes_publish_one_jwks_and_accept_each_others_tokens() {
                     scope: None,
                     audience: None,
                     access_token_alg: alg,
+                    id_token_alg: SigningAlg::RS256,
                     allow_no_pkce: false,
                 })
                 .await;

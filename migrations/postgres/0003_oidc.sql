@@ -1,0 +1,8 @@
+-- OpenID Connect: per-client ID token algorithm, nonce and the request's OIDC parameters kept
+-- with the pending request and the code, and whether a user's email address is verified.
+ALTER TABLE clients ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT 'RS256';
+ALTER TABLE pending_requests ADD COLUMN nonce TEXT;
+ALTER TABLE pending_requests ADD COLUMN max_age BIGINT;
+ALTER TABLE pending_requests ADD COLUMN login_hint TEXT;
+ALTER TABLE authorization_codes ADD COLUMN nonce TEXT;
+ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
