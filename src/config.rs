@@ -209,6 +209,10 @@ pub struct ClientCreateArgs {
     /// ID-token signing algorithm (OIDC Core §15.1 makes RS256 the default every OP supports).
     #[arg(long, default_value = "RS256")]
     pub id_token_alg: String,
+    /// A grant beyond the default authorization_code and refresh_token; repeat for several.
+    /// `client_credentials` is for confidential clients only.
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
     /// Let this confidential client omit PKCE. Weaker: RFC 9700 §2.1.1 recommends PKCE for all.
     #[arg(long)]
     pub allow_no_pkce: bool,

@@ -28,6 +28,7 @@ use crate::protocol::pkce;
 use crate::protocol::redirect_uri as redirect_rules;
 use crate::protocol::token::{
     CodeGrant, CodePresentation, RefreshGrant, TokenRequest, check_code, check_refresh,
+    client_credentials_scope,
 };
 use crate::protocol::types::{Client, CodeVerifier, GrantType, Scopes, SigningAlg};
 
@@ -307,6 +308,13 @@ pub fn token_request(data: &[u8]) {
                 if let Some(requested) = &scope {
                     assert_eq!(&granted, requested);
                 }
+            }
+        }
+        TokenRequest::ClientCredentials { scope } => {
+            let client_scopes = scope_set("openid offline_access read write");
+            if let Ok(granted) = client_credentials_scope(scope.as_ref(), &client_scopes) {
+                assert!(granted.is_subset(&client_scopes));
+                assert!(!granted.contains("openid") && !granted.contains("offline_access"));
             }
         }
     }

@@ -412,6 +412,7 @@ async fn identity(
         audience: None,
         access_token_alg: SigningAlg::ES256,
         id_token_alg: SigningAlg::RS256,
+        extra_grant_types: Vec::new(),
         allow_no_pkce: false,
     };
     let created = admin::create_client(store.as_ref(), new, now).await?;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::{now, print_json};
 use crate::config::{ClientCommand, ClientCreateArgs};
-use crate::protocol::types::{Client, SigningAlg};
+use crate::protocol::types::{Client, GrantType, SigningAlg};
 use crate::service::admin::{self, NewClient};
 use crate::store::Store;
 
@@ -35,6 +35,17 @@ async fn create(store: &dyn Store, args: ClientCreateArgs) -> anyhow::Result<()>
         .ok_or_else(|| anyhow!("--access-token-alg must be ES256, RS256 or EdDSA"))?;
     let id_token_alg = SigningAlg::parse(&args.id_token_alg)
         .ok_or_else(|| anyhow!("--id-token-alg must be RS256, ES256 or EdDSA"))?;
+    let extra_grant_types = args
+        .grant_types
+        .iter()
+        .map(|raw| {
+            GrantType::parse(raw).ok_or_else(|| {
+                anyhow!(
+                    "--grant-type must be authorization_code, refresh_token or client_credentials"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let new = NewClient {
         id: None,
         name: args.name,
@@ -44,6 +55,7 @@ async fn create(store: &dyn Store, args: ClientCreateArgs) -> anyhow::Result<()>
         audience: args.audience,
         access_token_alg,
         id_token_alg,
+        extra_grant_types,
         allow_no_pkce: args.allow_no_pkce,
     };
     let created = admin::create_client(store, new, now()).await?;

@@ -182,6 +182,8 @@ pub enum TokenError {
     ScopeWidened,
     #[error("The scope is malformed.")]
     MalformedScope,
+    #[error("The client may not request one of the scopes.")]
+    ScopeNotAllowed,
 }
 
 impl TokenError {
@@ -195,7 +197,7 @@ impl TokenError {
             GrantNotAllowed => ErrorCode::UnauthorizedClient,
             InvalidCode | CodeReplayed | CodeClientMismatch | RedirectUriMismatch
             | PkceMismatch | InvalidRefreshToken | RefreshReplayed => ErrorCode::InvalidGrant,
-            ScopeWidened | MalformedScope => ErrorCode::InvalidScope,
+            ScopeWidened | MalformedScope | ScopeNotAllowed => ErrorCode::InvalidScope,
         }
     }
 

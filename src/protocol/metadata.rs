@@ -38,7 +38,7 @@ pub struct Metadata {
     pub userinfo_endpoint: String,
     pub response_types_supported: [&'static str; 1],
     pub response_modes_supported: [&'static str; 1],
-    pub grant_types_supported: [&'static str; 2],
+    pub grant_types_supported: [&'static str; 3],
     pub code_challenge_methods_supported: [&'static str; 1],
     pub token_endpoint_auth_methods_supported: [&'static str; 3],
     pub introspection_endpoint_auth_methods_supported: [&'static str; 2],
@@ -73,7 +73,7 @@ impl Metadata {
             userinfo_endpoint: url(paths::USERINFO),
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
-            grant_types_supported: ["authorization_code", "refresh_token"],
+            grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
             code_challenge_methods_supported: ["S256"],
             token_endpoint_auth_methods_supported: [
                 "client_secret_basic",

@@ -20,6 +20,8 @@ pub enum TokenRequest {
         refresh_token: RefreshToken,
         scope: Option<Scopes>,
     },
+    /// RFC 6749 §4.4.2.
+    ClientCredentials { scope: Option<Scopes> },
 }
 
 impl TokenRequest {
@@ -52,6 +54,13 @@ impl TokenRequest {
                     .transpose()
                     .map_err(|_| TokenError::MalformedScope)?,
             }),
+            Some(GrantType::ClientCredentials) => Ok(TokenRequest::ClientCredentials {
+                scope: params
+                    .get("scope")
+                    .map(Scopes::parse)
+                    .transpose()
+                    .map_err(|_| TokenError::MalformedScope)?,
+            }),
             None => Err(TokenError::UnsupportedGrantType),
         }
     }
@@ -60,6 +69,7 @@ impl TokenRequest {
         match self {
             TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
+            TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
         }
     }
 }
@@ -78,6 +88,34 @@ pub struct CodeGrant {
     pub expires_at: i64,
     /// OIDC Core §3.1.2.1 `nonce`, returned unchanged in the ID token.
     pub nonce: Option<String>,
+}
+
+/// Scopes that name what a user grants; they mean nothing for a client acting on its own.
+pub const USER_SCOPES: [&str; 2] = ["openid", "offline_access"];
+
+/// RFC 6749 §4.4.2 / §3.3: the scope of a client-credentials token: what was asked, which must
+/// be among the client's scopes and not a user scope, or by default all of the client's scopes
+/// but the user scopes.
+pub fn client_credentials_scope(
+    requested: Option<&Scopes>,
+    allowed: &Scopes,
+) -> Result<Scopes, TokenError> {
+    match requested {
+        Some(scope)
+            if !scope.is_subset(allowed) || USER_SCOPES.iter().any(|s| scope.contains(s)) =>
+        {
+            Err(TokenError::ScopeNotAllowed)
+        }
+        Some(scope) => Ok(scope.clone()),
+        None => Scopes::parse(
+            &allowed
+                .iter()
+                .filter(|s| !USER_SCOPES.contains(s))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+        .map_err(|_| TokenError::MalformedScope),
+    }
 }
 
 /// What the token request presented alongside the code.

@@ -126,6 +126,8 @@ impl fmt::Display for Scopes {
 pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
+    /// RFC 6749 §4.4, for confidential clients acting on their own behalf.
+    ClientCredentials,
 }
 
 impl GrantType {
@@ -133,6 +135,7 @@ impl GrantType {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
         }
     }
 
@@ -140,6 +143,7 @@ impl GrantType {
         match raw {
             "authorization_code" => Some(GrantType::AuthorizationCode),
             "refresh_token" => Some(GrantType::RefreshToken),
+            "client_credentials" => Some(GrantType::ClientCredentials),
             _ => None,
         }
     }

@@ -35,6 +35,9 @@ pub struct NewClient {
     pub access_token_alg: SigningAlg,
     /// ID-token signing algorithm (OIDC Registration `id_token_signed_response_alg`).
     pub id_token_alg: SigningAlg,
+    /// Grants beyond the default `authorization_code` and `refresh_token`
+    /// (`client_credentials`, confidential clients only).
+    pub extra_grant_types: Vec<GrantType>,
     /// Opting a confidential client out of PKCE is weaker (RFC 9700 §2.1.1) and explicit.
     pub allow_no_pkce: bool,
 }
@@ -83,13 +86,29 @@ pub async fn create_client(
         return Err(invalid("public clients must use PKCE"));
     }
     let secret = (!new.public).then(|| ClientSecret::new(crypto::random_token()));
+    // Checklist item 38: a public client cannot authenticate, so it cannot act for itself.
+    if new.public
+        && new
+            .extra_grant_types
+            .contains(&GrantType::ClientCredentials)
+    {
+        return Err(AdminError::Invalid(
+            "a public client cannot use the client_credentials grant".to_owned(),
+        ));
+    }
+    let mut grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
+    for grant in new.extra_grant_types {
+        if !grant_types.contains(&grant) {
+            grant_types.push(grant);
+        }
+    }
     let client = Client {
         id: new.id.unwrap_or_else(new_client_id),
         name: name.to_owned(),
         public: new.public,
         redirect_uris: new.redirect_uris,
         scopes,
-        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        grant_types,
         require_pkce: !new.allow_no_pkce,
         access_token_alg: new.access_token_alg,
         id_token_alg: new.id_token_alg,
@@ -323,6 +342,7 @@ pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<De
             audience: None,
             access_token_alg: SigningAlg::ES256,
             id_token_alg: SigningAlg::RS256,
+            extra_grant_types: Vec::new(),
             allow_no_pkce: false,
         };
         create_client(store, new, now).await?;

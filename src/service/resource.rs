@@ -5,12 +5,12 @@ use serde::Serialize;
 
 use super::Latchkey;
 use super::oidc::StandardClaims;
-use super::token::TokenFailure;
+use super::token::{CLIENT_GRANT, TokenFailure};
 use crate::crypto::token_hash;
 use crate::protocol::access_token::{self, AccessTokenClaims};
 use crate::protocol::error::BearerError;
 use crate::protocol::token::RefreshGrant;
-use crate::protocol::types::{Client, Scopes};
+use crate::protocol::types::{Client, GrantType, Scopes};
 use crate::store::StoreError;
 
 /// A refused bearer request, or a storage failure (which never counts as "valid").
@@ -92,7 +92,12 @@ pub async fn introspect(
 ) -> Result<Introspection, TokenFailure> {
     let now = svc.now();
     if let Some(claims) = own_access_token(svc, caller, token, now) {
-        if live_grant(svc, &claims).await?.is_some() {
+        let live = if claims.grant_id == CLIENT_GRANT {
+            live_client_token(svc, &claims).await?
+        } else {
+            live_grant(svc, &claims).await?.is_some()
+        };
+        if live {
             return Ok(Introspection {
                 active: true,
                 scope: Some(claims.scope),
@@ -136,6 +141,8 @@ pub async fn introspect(
 pub async fn revoke(svc: &Latchkey, caller: &Client, token: &str) -> Result<(), TokenFailure> {
     let now = svc.now();
     let grant_id = match own_access_token(svc, caller, token, now) {
+        // A client-credentials token has no grant to revoke; it expires on its own.
+        Some(claims) if claims.grant_id == CLIENT_GRANT => None,
         Some(claims) => {
             svc.store.revoke_grant(&claims.grant_id, now).await?;
             Some(claims.grant_id)
@@ -176,4 +183,17 @@ async fn live_grant(
     Ok(svc.store.grant(&claims.grant_id).await?.filter(|g| {
         g.client_id == claims.client_id && g.user_id == claims.sub && !g.revoked && !g.user_disabled
     }))
+}
+
+/// A client-credentials token (RFC 6749 §4.4) is live while its client exists and still may
+/// use that grant; it has no grant of its own.
+async fn live_client_token(svc: &Latchkey, claims: &AccessTokenClaims) -> Result<bool, StoreError> {
+    if claims.grant_id != CLIENT_GRANT || claims.sub != claims.client_id {
+        return Ok(false);
+    }
+    Ok(svc
+        .store
+        .client(&claims.client_id)
+        .await?
+        .is_some_and(|c| c.client.allows(GrantType::ClientCredentials)))
 }

@@ -47,6 +47,7 @@ async fn h46_each_client_algorithm_signs_tokens_that_verify_against_the_jwks() {
                 audience: None,
                 access_token_alg: alg,
                 id_token_alg: SigningAlg::RS256,
+                extra_grant_types: Vec::new(),
                 allow_no_pkce: false,
             })
             .await;

@@ -161,6 +161,7 @@ impl TestApp {
             audience: None,
             access_token_alg: SigningAlg::ES256,
             id_token_alg: SigningAlg::RS256,
+            extra_grant_types: Vec::new(),
             allow_no_pkce: false,
         })
         .await

@@ -9,6 +9,7 @@ mod algorithms;
 mod authorize;
 mod bench;
 mod cli;
+mod client_credentials;
 mod crash;
 mod example;
 mod faults;

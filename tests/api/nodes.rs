@@ -693,6 +693,7 @@ async fn n79_both_nodes_publish_one_jwks_and_accept_each_others_tokens() {
                     audience: None,
                     access_token_alg: alg,
                     id_token_alg: SigningAlg::RS256,
+                    extra_grant_types: Vec::new(),
                     allow_no_pkce: false,
                 })
                 .await;

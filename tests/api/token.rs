@@ -469,7 +469,6 @@ async fn f38_unsupported_grants_are_refused() {
     for grant in [
         "password",
         "implicit",
-        "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",
     ] {
         let answer = token(
@@ -488,6 +487,12 @@ async fn f38_unsupported_grants_are_refused() {
             "{grant}"
         );
     }
+    // Supported, but not allowed to this client (it was not registered with it).
+    let answer = token(&app, &client, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(
+        (answer.status, answer.json()["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"))
+    );
 }
 
 #[tokio::test]
