@@ -213,6 +213,10 @@ pub struct ClientCreateArgs {
     /// `client_credentials` is for confidential clients only.
     #[arg(long = "grant-type")]
     pub grant_types: Vec<String>,
+    /// Where the client may send the browser after logout (RP-Initiated Logout 1.0), compared
+    /// byte for byte; repeat for several.
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
     /// Let this confidential client omit PKCE. Weaker: RFC 9700 §2.1.1 recommends PKCE for all.
     #[arg(long)]
     pub allow_no_pkce: bool,

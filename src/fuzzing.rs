@@ -68,6 +68,7 @@ pub fn clients() -> Vec<Client> {
         audience: None,
         created_at: 0,
         id_token_alg: SigningAlg::RS256,
+        post_logout_redirect_uris: Vec::new(),
     };
     let web = client(
         "web1",

@@ -413,6 +413,7 @@ async fn identity(
         access_token_alg: SigningAlg::ES256,
         id_token_alg: SigningAlg::RS256,
         extra_grant_types: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
         allow_no_pkce: false,
     };
     let created = admin::create_client(store.as_ref(), new, now).await?;

@@ -56,6 +56,7 @@ async fn create(store: &dyn Store, args: ClientCreateArgs) -> anyhow::Result<()>
         access_token_alg,
         id_token_alg,
         extra_grant_types,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
         allow_no_pkce: args.allow_no_pkce,
     };
     let created = admin::create_client(store, new, now()).await?;
@@ -79,6 +80,7 @@ fn describe(client: &Client) -> Value {
         "require_pkce": client.require_pkce,
         "access_token_alg": client.access_token_alg.as_str(),
         "id_token_signed_response_alg": client.id_token_alg.as_str(),
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "audience": client.audience,
         "created_at": client.created_at,
     })

@@ -1,7 +1,7 @@
 //! The account page: list and withdraw grants, sign in and out without a client.
 
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
@@ -11,8 +11,11 @@ use super::extract::{BrowserCookies, FormParams, require_same_origin};
 use super::pages::{self, render};
 use super::{AppState, ClientIp};
 use crate::protocol::metadata::paths;
+use crate::protocol::params::Params;
 use crate::protocol::types::Password;
 use crate::service::account::{self, AccountLogin};
+use crate::service::authorize::FlowError;
+use crate::service::logout::{self, EndSession, EndSessionRequest};
 
 /// `GET /account`.
 pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Response, HttpError> {
@@ -103,4 +106,81 @@ pub async fn logout(
         .clone()
         .remove(Cookie::build(state.cookies.session_name()).path("/"));
     Ok((jar, render(StatusCode::OK, &pages::SignedOut)).into_response())
+}
+
+/// `GET` and `POST /end_session` (OpenID Connect RP-Initiated Logout 1.0 §2). A post from the
+/// confirmation page carries `csrf_token`; a client's post does not.
+pub async fn end_session_get(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Result<Response, HttpError> {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    end_session(state, jar, params, None).await
+}
+
+pub async fn end_session_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    FormParams(mut params): FormParams,
+) -> Result<Response, HttpError> {
+    let confirmation = params.take("csrf_token");
+    if confirmation.is_some() {
+        require_same_origin(&state, &headers)?;
+    }
+    end_session(state, jar, params, confirmation).await
+}
+
+async fn end_session(
+    state: AppState,
+    jar: CookieJar,
+    params: Params,
+    confirmation: Option<String>,
+) -> Result<Response, HttpError> {
+    let request = EndSessionRequest::parse(&params).map_err(FlowError::from)?;
+    let cookies = BrowserCookies::read(&jar, &state);
+    let ended = logout::end_session(
+        &state.svc,
+        request,
+        cookies.browser,
+        cookies.session,
+        confirmation.as_deref(),
+    )
+    .await?;
+    let jar = if ended.session_ended {
+        jar.clone()
+            .remove(Cookie::build(state.cookies.session_name()).path("/"))
+    } else {
+        jar.clone()
+    };
+    let response = match &ended.next {
+        EndSession::Confirm {
+            csrf_token,
+            request,
+            client_name,
+        } => {
+            let fields = [
+                ("id_token_hint", &request.id_token_hint),
+                ("client_id", &request.client_id),
+                (
+                    "post_logout_redirect_uri",
+                    &request.post_logout_redirect_uri,
+                ),
+                ("state", &request.state),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+            .collect();
+            let page = pages::EndSessionConfirm {
+                csrf_token,
+                client_name: client_name.as_deref(),
+                fields,
+            };
+            render(StatusCode::OK, &page)
+        }
+        EndSession::Redirect(url) => Redirect::to(url).into_response(),
+        EndSession::SignedOut => render(StatusCode::OK, &pages::SignedOut),
+    };
+    Ok((jar, response).into_response())
 }

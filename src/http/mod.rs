@@ -84,6 +84,10 @@ pub fn router(state: AppState, demo: bool) -> Router {
         .route(paths::ACCOUNT_REVOKE, post(account::revoke))
         .route(paths::LOGOUT, post(account::logout))
         .route(
+            paths::END_SESSION,
+            get(account::end_session_get).post(account::end_session_post),
+        )
+        .route(
             paths::CONSENT,
             get(authorize::consent_page).post(authorize::consent_submit),
         )

@@ -104,3 +104,13 @@ pub struct Account<'a> {
 #[derive(Template)]
 #[template(path = "signed_out.html")]
 pub struct SignedOut;
+
+/// RP-Initiated Logout: the user confirms a logout the client could not prove.
+#[derive(Template)]
+#[template(path = "end_session.html")]
+pub struct EndSessionConfirm<'a> {
+    pub csrf_token: &'a str,
+    pub client_name: Option<&'a str>,
+    /// The request's parameters, posted back unchanged.
+    pub fields: Vec<(&'static str, &'a str)>,
+}

@@ -266,6 +266,7 @@ mod tests {
             audience: None,
             created_at: 0,
             id_token_alg: SigningAlg::RS256,
+            post_logout_redirect_uris: Vec::new(),
         }
     }
 

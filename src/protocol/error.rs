@@ -64,6 +64,14 @@ pub enum UntrustedRequest {
     MissingRedirectUri,
     #[error("The redirect_uri is not registered for this client (it must match byte for byte).")]
     UnregisteredRedirectUri,
+    #[error("The logout request repeats a parameter.")]
+    RepeatedLogoutParameter,
+    #[error(
+        "The post_logout_redirect_uri is not registered for this client, or the request does not name the client (send id_token_hint or client_id)."
+    )]
+    UnregisteredPostLogoutRedirectUri,
+    #[error("The id_token_hint was issued to another client than client_id names.")]
+    LogoutClientMismatch,
 }
 
 /// Why an authorization request is refused once client and redirect URI are known to be good:

@@ -15,6 +15,8 @@ pub mod paths {
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_REVOKE: &str = "/account/revoke";
     pub const LOGOUT: &str = "/logout";
+    /// OpenID Connect RP-Initiated Logout 1.0.
+    pub const END_SESSION: &str = "/end_session";
     pub const TOKEN: &str = "/token";
     pub const JWKS: &str = "/jwks";
     pub const INTROSPECT: &str = "/introspect";
@@ -36,6 +38,8 @@ pub struct Metadata {
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
     pub userinfo_endpoint: String,
+    /// RP-Initiated Logout 1.0 §2.1.
+    pub end_session_endpoint: String,
     pub response_types_supported: [&'static str; 1],
     pub response_modes_supported: [&'static str; 1],
     pub grant_types_supported: [&'static str; 3],
@@ -71,6 +75,7 @@ impl Metadata {
             introspection_endpoint: url(paths::INTROSPECT),
             revocation_endpoint: url(paths::REVOKE),
             userinfo_endpoint: url(paths::USERINFO),
+            end_session_endpoint: url(paths::END_SESSION),
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
             grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],

@@ -194,6 +194,9 @@ pub struct Client {
     pub created_at: i64,
     /// OIDC Registration `id_token_signed_response_alg`; RS256 unless set (OIDC Core §15.1).
     pub id_token_alg: SigningAlg,
+    /// RP-Initiated Logout 1.0 §3.1: where this client may send the browser after logout,
+    /// compared byte for byte.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl Client {

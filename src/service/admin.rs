@@ -38,6 +38,8 @@ pub struct NewClient {
     /// Grants beyond the default `authorization_code` and `refresh_token`
     /// (`client_credentials`, confidential clients only).
     pub extra_grant_types: Vec<GrantType>,
+    /// RP-Initiated Logout 1.0: where the client may send the browser after logout.
+    pub post_logout_redirect_uris: Vec<String>,
     /// Opting a confidential client out of PKCE is weaker (RFC 9700 §2.1.1) and explicit.
     pub allow_no_pkce: bool,
 }
@@ -63,6 +65,11 @@ pub async fn create_client(
         return Err(invalid("at least one --redirect-uri is required"));
     }
     for uri in &new.redirect_uris {
+        redirect_uri::validate_registration(uri, new.public)
+            .map_err(|e| AdminError::Invalid(format!("{e}: {uri}")))?;
+    }
+    // The same rules as redirect URIs: they are redirect targets too.
+    for uri in &new.post_logout_redirect_uris {
         redirect_uri::validate_registration(uri, new.public)
             .map_err(|e| AdminError::Invalid(format!("{e}: {uri}")))?;
     }
@@ -112,6 +119,7 @@ pub async fn create_client(
         require_pkce: !new.allow_no_pkce,
         access_token_alg: new.access_token_alg,
         id_token_alg: new.id_token_alg,
+        post_logout_redirect_uris: new.post_logout_redirect_uris,
         audience: new.audience,
         created_at: now,
     };
@@ -343,6 +351,7 @@ pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<De
             access_token_alg: SigningAlg::ES256,
             id_token_alg: SigningAlg::RS256,
             extra_grant_types: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
             allow_no_pkce: false,
         };
         create_client(store, new, now).await?;

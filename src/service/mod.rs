@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod keys;
+pub mod logout;
 pub mod maintenance;
 pub mod oidc;
 pub mod resource;

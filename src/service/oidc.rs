@@ -100,25 +100,47 @@ pub fn id_token(
     Ok(sign_jws(None, &claims, key)?)
 }
 
-/// OIDC Core §3.1.2.1 `id_token_hint`: the subject of an ID token this server issued to
-/// `client`, signature checked, expiry not (the spec allows a hint that has expired). `None`
-/// when it is not such a token.
-pub fn hinted_subject(svc: &Latchkey, client: &Client, hint: &str) -> Option<String> {
+/// Who an ID token this server issued names: its subject and its audience (the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HintedUser {
+    pub sub: String,
+    pub client_id: String,
+}
+
+/// Reads an `id_token_hint` (OIDC Core §3.1.2.1, RP-Initiated Logout 1.0 §2): an ID token
+/// this server issued, signature and issuer checked, expiry not (the specs allow a hint that
+/// has expired). `None` when it is not such a token.
+pub fn read_hint(svc: &Latchkey, hint: &str) -> Option<HintedUser> {
     #[derive(serde::Deserialize)]
-    struct Subject {
+    struct Named {
         sub: String,
+        aud: String,
+    }
+    if hint.len() > crate::protocol::authorize::MAX_OIDC_PARAMETER {
+        return None;
     }
     let header = jsonwebtoken::decode_header(hint).ok()?;
     let keys = svc.keys();
     let key = keys.find(header.kid.as_deref()?)?;
     let mut validation = jsonwebtoken::Validation::new(jwt_algorithm(key.alg));
     validation.validate_exp = false;
+    validation.validate_aud = false;
     validation.set_issuer(&[&svc.settings.issuer]);
-    validation.set_audience(&[&client.id]);
     validation.set_required_spec_claims(&["iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Subject>(hint, &key.decoding, &validation)
-        .ok()
-        .map(|data| data.claims.sub)
+    let named = jsonwebtoken::decode::<Named>(hint, &key.decoding, &validation)
+        .ok()?
+        .claims;
+    Some(HintedUser {
+        sub: named.sub,
+        client_id: named.aud,
+    })
+}
+
+/// The subject of an `id_token_hint` issued to `client`.
+pub fn hinted_subject(svc: &Latchkey, client: &Client, hint: &str) -> Option<String> {
+    read_hint(svc, hint)
+        .filter(|hinted| hinted.client_id == client.id)
+        .map(|hinted| hinted.sub)
 }
 
 /// OIDC Core §3.1.3.6: the left half of the hash of the access token's ASCII octets, with the

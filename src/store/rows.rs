@@ -21,6 +21,7 @@ pub(super) struct ClientRow {
     audience: Option<String>,
     created_at: i64,
     id_token_alg: String,
+    post_logout_redirect_uris: String,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -48,6 +49,8 @@ impl TryFrom<ClientRow> for ClientRecord {
                 created_at: row.created_at,
                 id_token_alg: SigningAlg::parse(&row.id_token_alg)
                     .ok_or(corrupt("clients.id_token_alg"))?,
+                post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
+                    .map_err(|_| corrupt("clients.post_logout_redirect_uris"))?,
             },
             secret_hash: row.secret_hash,
         })
@@ -201,7 +204,7 @@ pub(super) const GRANT_WITH_REFRESH_SELECT: &str = "SELECT g.id, g.client_id, g.
      FROM grants g JOIN users u ON u.id = g.user_id JOIN refresh_tokens r ON r.grant_id = g.id";
 
 pub(super) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, scopes, grant_types, require_pkce, \
-     access_token_alg, audience, created_at, id_token_alg";
+     access_token_alg, audience, created_at, id_token_alg, post_logout_redirect_uris";
 
 pub(super) const USER_COLUMNS: &str =
     "id, username, email, name, password_hash, disabled, created_at, email_verified";

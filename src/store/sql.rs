@@ -137,8 +137,8 @@ macro_rules! sql_store {
                     let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
                     sqlx::query(
                         "INSERT INTO clients (id, name, secret_hash, redirect_uris, scopes, grant_types, \
-                         require_pkce, access_token_alg, audience, created_at, id_token_alg) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                         require_pkce, access_token_alg, audience, created_at, id_token_alg, post_logout_redirect_uris) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(&c.id)
                     .bind(&c.name)
@@ -151,6 +151,7 @@ macro_rules! sql_store {
                     .bind(&c.audience)
                     .bind(c.created_at)
                     .bind(c.id_token_alg.as_str())
+                    .bind(serde_json::to_string(&c.post_logout_redirect_uris).unwrap_or_default())
                     .execute(&self.writer)
                     .await
                     .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("client id already exists") } else { e.into() })?;

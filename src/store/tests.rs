@@ -112,6 +112,7 @@ fn client_record(id: &str, confidential: bool) -> ClientRecord {
             audience: Some(format!("https://api.example/{id}")),
             created_at: NOW,
             id_token_alg: SigningAlg::RS256,
+            post_logout_redirect_uris: Vec::new(),
         },
         secret_hash: confidential.then(|| hash(&format!("secret-{id}"))),
     }

@@ -48,6 +48,7 @@ async fn h46_each_client_algorithm_signs_tokens_that_verify_against_the_jwks() {
                 access_token_alg: alg,
                 id_token_alg: SigningAlg::RS256,
                 extra_grant_types: Vec::new(),
+                post_logout_redirect_uris: Vec::new(),
                 allow_no_pkce: false,
             })
             .await;

@@ -20,6 +20,7 @@ fn machine(public: bool, grants: Vec<GrantType>) -> NewClient {
         access_token_alg: SigningAlg::ES256,
         id_token_alg: SigningAlg::RS256,
         extra_grant_types: grants,
+        post_logout_redirect_uris: Vec::new(),
         allow_no_pkce: false,
     }
 }

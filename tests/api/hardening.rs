@@ -971,6 +971,7 @@ async fn i51_i55_deleting_a_client_kills_its_refresh_and_access_tokens() {
             access_token_alg: SigningAlg::ES256,
             id_token_alg: SigningAlg::RS256,
             extra_grant_types: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
             allow_no_pkce: false,
         })
         .await;
@@ -1006,6 +1007,7 @@ async fn h47_a_fixed_client_id_in_the_form_of_a_subject_is_refused() {
         access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
         id_token_alg: SigningAlg::RS256,
         extra_grant_types: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
         allow_no_pkce: false,
     };
     let refused = latchkey::service::admin::create_client(app.store.as_ref(), new, 0).await;

@@ -162,6 +162,7 @@ impl TestApp {
             access_token_alg: SigningAlg::ES256,
             id_token_alg: SigningAlg::RS256,
             extra_grant_types: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
             allow_no_pkce: false,
         })
         .await

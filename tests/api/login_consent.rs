@@ -462,6 +462,7 @@ async fn c25_client_name_is_escaped_on_the_consent_page() {
             access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
             id_token_alg: latchkey::protocol::types::SigningAlg::RS256,
             extra_grant_types: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
             allow_no_pkce: false,
         })
         .await;

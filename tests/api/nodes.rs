@@ -694,6 +694,7 @@ async fn n79_both_nodes_publish_one_jwks_and_accept_each_others_tokens() {
                     access_token_alg: alg,
                     id_token_alg: SigningAlg::RS256,
                     extra_grant_types: Vec::new(),
+                    post_logout_redirect_uris: Vec::new(),
                     allow_no_pkce: false,
                 })
                 .await;
