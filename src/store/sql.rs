@@ -676,20 +676,15 @@ macro_rules! sql_store {
                     username: &str,
                     claims: &UserClaims,
                 ) -> Result<bool, StoreError> {
+                    // One statement: an absent value keeps the claim, an empty one clears it.
                     let done = sqlx::query(
-                        "UPDATE users SET name = COALESCE($1, name), email = COALESCE($2, email), \
+                        "UPDATE users SET name = NULLIF(COALESCE($1, name), ''), \
+                         email = NULLIF(COALESCE($2, email), ''), \
                          email_verified = COALESCE($3, email_verified) WHERE username = $4",
                     )
                     .bind(&claims.name)
                     .bind(&claims.email)
                     .bind(claims.email_verified)
-                    .bind(username)
-                    .execute(&self.writer)
-                    .await?;
-                    // An empty value clears the claim.
-                    sqlx::query(
-                        "UPDATE users SET name = NULLIF(name, ''), email = NULLIF(email, '') WHERE username = $1",
-                    )
                     .bind(username)
                     .execute(&self.writer)
                     .await?;

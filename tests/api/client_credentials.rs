@@ -25,19 +25,6 @@ fn machine(public: bool, grants: Vec<GrantType>) -> NewClient {
     }
 }
 
-async fn post(app: &TestApp, client: &TestClient, path: &str, form: &[(&str, &str)]) -> Answer {
-    answer(
-        reqwest::Client::new()
-            .post(app.url(path))
-            .basic_auth(&client.id, client.secret.as_deref())
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
@@ -58,10 +45,10 @@ async fn client_credentials_token_is_the_clients_own() {
     let client = app
         .register(machine(false, vec![GrantType::ClientCredentials]))
         .await;
-    let issued = post(
+    let issued = client_post(
         &app,
-        &client,
         "/token",
+        &client,
         &[("grant_type", "client_credentials")],
     )
     .await;
@@ -84,7 +71,7 @@ async fn client_credentials_token_is_the_clients_own() {
     assert_eq!(jwt["aud"], "https://api.example");
     assert_eq!(jwt["iss"], app.base.as_str());
 
-    let active = post(&app, &client, "/introspect", &[("token", token)])
+    let active = client_post(&app, "/introspect", &client, &[("token", token)])
         .await
         .json();
     assert_eq!(active["active"], true, "{active}");
@@ -97,17 +84,17 @@ async fn client_credentials_token_is_the_clients_own() {
     // Revocation answers 200 (RFC 7009 §2.2) but a client token has no grant to end: it
     // lives out its short lifetime (documented).
     assert_eq!(
-        post(&app, &client, "/revoke", &[("token", token)])
+        client_post(&app, "/revoke", &client, &[("token", token)])
             .await
             .status,
         StatusCode::OK
     );
 
     // A narrower scope is granted exactly as asked.
-    let narrow = post(
+    let narrow = client_post(
         &app,
-        &client,
         "/token",
+        &client,
         &[("grant_type", "client_credentials"), ("scope", "api:read")],
     )
     .await
@@ -116,7 +103,7 @@ async fn client_credentials_token_is_the_clients_own() {
 
     // Another client learns nothing about it; once the client is gone, the token is inactive.
     let other = app.client().await;
-    let foreign = post(&app, &other, "/introspect", &[("token", token)])
+    let foreign = client_post(&app, "/introspect", &other, &[("token", token)])
         .await
         .json();
     assert_eq!(foreign, serde_json::json!({"active": false}));
@@ -126,7 +113,7 @@ async fn client_credentials_token_is_the_clients_own() {
     let watcher = app
         .register(machine(false, vec![GrantType::ClientCredentials]))
         .await;
-    let gone = post(&app, &watcher, "/introspect", &[("token", token)])
+    let gone = client_post(&app, "/introspect", &watcher, &[("token", token)])
         .await
         .json();
     assert_eq!(gone, serde_json::json!({"active": false}));
@@ -146,10 +133,10 @@ async fn f38_client_credentials_scope_is_limited_to_the_clients_non_user_scopes(
         "offline_access api:read",
         "api:read profile",
     ] {
-        let answer = post(
+        let answer = client_post(
             &app,
-            &client,
             "/token",
+            &client,
             &[("grant_type", "client_credentials"), ("scope", scope)],
         )
         .await;
@@ -165,10 +152,10 @@ async fn f38_client_credentials_scope_is_limited_to_the_clients_non_user_scopes(
 async fn f38_client_credentials_only_for_confidential_clients_allowed_it() {
     let app = spawn_app().await;
     let plain = app.client().await;
-    let refused = post(
+    let refused = client_post(
         &app,
-        &plain,
         "/token",
+        &plain,
         &[("grant_type", "client_credentials")],
     )
     .await;
@@ -182,10 +169,10 @@ async fn f38_client_credentials_only_for_confidential_clients_allowed_it() {
         secret: Some("not-the-secret".to_owned()),
         ..client.clone()
     };
-    let unauthenticated = post(
+    let unauthenticated = client_post(
         &app,
-        &wrong,
         "/token",
+        &wrong,
         &[("grant_type", "client_credentials")],
     )
     .await;

@@ -22,19 +22,6 @@ async fn execute(app: &TestApp, sql: &str) {
     }
 }
 
-async fn post(app: &TestApp, client: &TestClient, path: &str, form: &[(&str, &str)]) -> Answer {
-    answer(
-        reqwest::Client::new()
-            .post(app.url(path))
-            .basic_auth(&client.id, client.secret.as_deref())
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 fn assert_unavailable(answer: &Answer, what: &str) {
     assert_eq!(
         answer.status,
@@ -69,9 +56,9 @@ async fn o73_storage_failures_fail_closed() {
     assert_unavailable(&redeemed, "code exchange");
     assert_unavailable(&refresh(&app, &client, refresh_token).await, "refresh");
     for token in [access_token, refresh_token] {
-        let introspected = post(&app, &client, "/introspect", &[("token", token)]).await;
+        let introspected = client_post(&app, "/introspect", &client, &[("token", token)]).await;
         assert_unavailable(&introspected, "introspection");
-        let revoked = post(&app, &client, "/revoke", &[("token", token)]).await;
+        let revoked = client_post(&app, "/revoke", &client, &[("token", token)]).await;
         assert_unavailable(&revoked, "revocation");
     }
     assert_unavailable(&userinfo(&app, access_token).await, "userinfo");
@@ -79,7 +66,7 @@ async fn o73_storage_failures_fail_closed() {
 
     let redeemed = exchange(&app, &client, &pending.code, &pending.verifier).await;
     assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.body);
-    let introspected = post(&app, &client, "/introspect", &[("token", access_token)]).await;
+    let introspected = client_post(&app, "/introspect", &client, &[("token", access_token)]).await;
     assert_eq!(introspected.json()["active"], true);
     let rotated = refresh(&app, &client, refresh_token).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);

@@ -544,3 +544,17 @@ pub async fn tokens(app: &TestApp, client: &TestClient, username: &str, scope: &
     assert_eq!(answer.status, StatusCode::OK, "exchange: {}", answer.body);
     answer.json()
 }
+
+/// A POST to `path` with the client's Basic credentials (none for a public client).
+pub async fn client_post(
+    app: &TestApp,
+    path: &str,
+    client: &TestClient,
+    form: &[(&str, &str)],
+) -> Answer {
+    let mut request = reqwest::Client::new().post(app.url(path));
+    if let Some(secret) = &client.secret {
+        request = request.basic_auth(&client.id, Some(secret));
+    }
+    answer(request.form(form).send().await.expect("POST")).await
+}

@@ -116,20 +116,6 @@ fn http() -> reqwest::Client {
         .expect("http client")
 }
 
-/// A POST to `path` with the client's Basic credentials (or none for a public client).
-async fn client_post(
-    app: &TestApp,
-    path: &str,
-    client: &TestClient,
-    form: &[(&str, &str)],
-) -> Answer {
-    let mut request = http().post(app.url(path));
-    if let Some(secret) = &client.secret {
-        request = request.basic_auth(&client.id, Some(secret));
-    }
-    answer(request.form(form).send().await.expect("POST")).await
-}
-
 async fn introspect(app: &TestApp, client: &TestClient, token: &str) -> Value {
     let answer = client_post(app, "/introspect", client, &[("token", token)]).await;
     assert_eq!(answer.status, StatusCode::OK, "introspect: {}", answer.body);
