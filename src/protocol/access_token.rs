@@ -281,9 +281,15 @@ pub fn verify<'k>(
     let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.decoding, &validation)
         .map(|data| data.claims)
         .map_err(|_| VerifyError::Invalid)?;
+    check_times(&claims, now)?;
+    Ok(claims)
+}
+
+/// Expiry and issue time against `now`, with [`LEEWAY_SECONDS`].
+pub fn check_times(claims: &AccessTokenClaims, now: i64) -> Result<(), VerifyError> {
     let leeway = LEEWAY_SECONDS as i64;
     if now >= claims.exp.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
         return Err(VerifyError::Expired);
     }
-    Ok(claims)
+    Ok(())
 }

@@ -99,8 +99,9 @@ pub async fn begin(
         _ => None,
     };
     // OIDC Core §3.1.2.1 max_age: a login older than that must be made again.
+    // `max_age=0` is `prompt=login` (OIDC Core §3.1.2.1, errata set 2).
     if let Some(max_age) = request.oidc.max_age {
-        session = session.filter(|s| s.auth_time.saturating_add(max_age) >= now);
+        session = session.filter(|s| max_age > 0 && s.auth_time.saturating_add(max_age) >= now);
     }
     // OIDC Core §3.1.2.1 id_token_hint: the user the client believes is signed in. Another
     // user's session does not count; with prompt=none that is login_required.

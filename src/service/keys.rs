@@ -8,7 +8,10 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed2551
 use jsonwebtoken::jwk::JwkSet;
 
 use crate::crypto::{self, Sealer};
-use crate::protocol::access_token::SigningKey;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::protocol::access_token::{self, AccessTokenClaims, SigningKey, VerifyError};
 use crate::protocol::types::SigningAlg;
 use crate::store::{SigningKeyRecord, Store, StoreError};
 
@@ -31,7 +34,16 @@ pub enum KeyError {
 #[derive(Debug)]
 pub struct KeyRing {
     keys: Vec<SigningKey>,
+    /// Access tokens whose signature these keys verified, by SHA-256 of the token: a resource
+    /// server presents the same token many times, and an ES256 verification costs 56 µs
+    /// (`cargo bench --bench floor`). It lives and dies with the ring, so a retired key's
+    /// tokens leave it at the next reload; expiry is checked on every use.
+    verified: std::sync::Mutex<HashMap<[u8; 32], Arc<AccessTokenClaims>>>,
 }
+
+/// Verified tokens remembered at most; the memory is bounded (about 1 MiB), the set is
+/// forgotten when full.
+const VERIFIED_CAPACITY: usize = 4096;
 
 /// A rotated key is published this long before it signs: longer than the JWKS cache lifetime
 /// ([`JWKS_MAX_AGE`]) plus the interval at which nodes reload keys ([`RELOAD_INTERVAL`]).
@@ -73,7 +85,10 @@ impl KeyRing {
             .into_iter()
             .map(|record| parse(&record, sealer))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(KeyRing { keys })
+        Ok(KeyRing {
+            keys,
+            verified: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     /// The key new tokens of `alg` are signed with: the newest one that every node has been
@@ -85,6 +100,50 @@ impl KeyRing {
             .rfind(|k| k.created_at + PUBLISH_BEFORE_SIGNING <= now)
             .or_else(|| of_alg().next())
             .ok_or(KeyError::Missing(alg.as_str()))
+    }
+
+    /// RFC 9068 §4 verification of one of our access tokens (see [`access_token::verify`]),
+    /// remembered by the token's digest; `audience`, when given, must be the token's `aud`.
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: Option<&str>,
+        now: i64,
+    ) -> Result<Arc<AccessTokenClaims>, VerifyError> {
+        let digest: [u8; 32] =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+                .as_ref()
+                .try_into()
+                .map_err(|_| VerifyError::Malformed)?;
+        let cached = self.verified_cache().get(&digest).cloned();
+        let claims = match cached {
+            Some(claims) => {
+                access_token::check_times(&claims, now)?;
+                claims
+            }
+            None => {
+                let claims = Arc::new(access_token::verify(token, issuer, None, now, |kid| {
+                    self.find(kid)
+                })?);
+                let mut cache = self.verified_cache();
+                if cache.len() >= VERIFIED_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(digest, claims.clone());
+                claims
+            }
+        };
+        if audience.is_some_and(|aud| aud != claims.aud) {
+            return Err(VerifyError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    fn verified_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<AccessTokenClaims>>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The key with this `kid`, for verification.

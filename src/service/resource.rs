@@ -7,7 +7,7 @@ use super::Latchkey;
 use super::oidc::StandardClaims;
 use super::token::{CLIENT_GRANT, TokenFailure};
 use crate::crypto::token_hash;
-use crate::protocol::access_token::{self, AccessTokenClaims};
+use crate::protocol::access_token::AccessTokenClaims;
 use crate::protocol::error::BearerError;
 use crate::protocol::token::RefreshGrant;
 use crate::protocol::types::{Client, GrantType, Scopes};
@@ -38,8 +38,9 @@ const USERINFO_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 pub async fn userinfo(svc: &Latchkey, bearer: &str) -> Result<UserInfo, ResourceFailure> {
     let now = svc.now();
     let issuer = &svc.settings.issuer;
-    let keys = svc.keys();
-    let claims = access_token::verify(bearer, issuer, Some(issuer), now, |kid| keys.find(kid))
+    let claims = svc
+        .keys()
+        .verify_access_token(bearer, issuer, Some(issuer), now)
         .map_err(|_| BearerError::InvalidToken)?;
     if live_grant(svc, &claims).await?.is_none() {
         return Err(BearerError::InvalidToken.into());
@@ -168,10 +169,11 @@ fn own_access_token(
     token: &str,
     now: i64,
 ) -> Option<AccessTokenClaims> {
-    let keys = svc.keys();
-    access_token::verify(token, &svc.settings.issuer, None, now, |kid| keys.find(kid))
+    svc.keys()
+        .verify_access_token(token, &svc.settings.issuer, None, now)
         .ok()
         .filter(|claims| claims.client_id == caller.id)
+        .map(|claims| AccessTokenClaims::clone(&claims))
 }
 
 /// The grant behind an access token, if it is still live: not revoked, user enabled.
