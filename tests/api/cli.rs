@@ -1271,3 +1271,93 @@ fn client_ids_are_hex_and_ids_starting_with_a_hyphen_are_still_accepted() {
     assert_eq!(rotated["client_id"], hyphen);
     assert_silent_success(&db.run(&["client", "delete", hyphen]), "delete");
 }
+
+/// Issue 8: the OpenID Connect registration flags and `user set-claims` through the binary:
+/// `client show` reports them, a public client cannot have `client_credentials`, and the
+/// claims are what userinfo will release.
+#[test]
+fn oidc_client_flags_and_user_claims_through_the_cli() {
+    let db = Db::new();
+    let created = db.json(&[
+        "client",
+        "create",
+        "--name",
+        "RP",
+        "--redirect-uri",
+        CB,
+        "--id-token-alg",
+        "ES256",
+        "--grant-type",
+        "client_credentials",
+        "--post-logout-redirect-uri",
+        "https://app.example/bye",
+    ]);
+    let id = string_field(&created, "client_id");
+    let shown = db.json(&["client", "show", &id]);
+    assert_eq!(shown["id_token_signed_response_alg"], "ES256");
+    assert_eq!(
+        shown["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
+        shown["post_logout_redirect_uris"],
+        serde_json::json!(["https://app.example/bye"])
+    );
+    assert_refused(
+        &db.run(&[
+            "client",
+            "create",
+            "--name",
+            "Native",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--grant-type",
+            "client_credentials",
+        ]),
+        "a public client with client_credentials",
+    );
+    assert_refused(
+        &db.run(&[
+            "client",
+            "create",
+            "--name",
+            "X",
+            "--redirect-uri",
+            CB,
+            "--id-token-alg",
+            "HS256",
+        ]),
+        "an unknown ID-token algorithm",
+    );
+
+    db.create_user("alice", PASSWORD);
+    let set = db.run(&[
+        "user",
+        "set-claims",
+        "alice",
+        "--name",
+        "Alice Liddell",
+        "--email",
+        "alice@example.com",
+        "--email-verified",
+        "true",
+    ]);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let alice = db
+        .user_list()
+        .into_iter()
+        .find(|u| u["username"] == "alice")
+        .expect("alice listed");
+    assert_eq!(alice["name"], "Alice Liddell");
+    assert_eq!(alice["email"], "alice@example.com");
+    assert_eq!(alice["email_verified"], true);
+    assert_refused(
+        &db.run(&["user", "set-claims", "nobody", "--name", "N"]),
+        "claims of an unknown user",
+    );
+    assert_refused(
+        &db.run(&["user", "set-claims", "alice", "--email", "not an address"]),
+        "a malformed email",
+    );
+}
