@@ -125,11 +125,17 @@ pub async fn end_session_post(
     headers: HeaderMap,
     FormParams(mut params): FormParams,
 ) -> Result<Response, HttpError> {
-    let confirmation = params.take("csrf_token");
-    if confirmation.is_some() {
-        require_same_origin(&state, &headers)?;
-    }
-    end_session(state, jar, params, confirmation).await
+    let Some(confirmation) = params.take("csrf_token") else {
+        // A client's cross-site POST comes without the SameSite=Lax session cookie: the same
+        // request as a top-level GET carries it, so the session really ends.
+        let request = EndSessionRequest::parse(&params).map_err(FlowError::from)?;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(request.fields())
+            .finish();
+        return Ok(Redirect::to(&format!("{}?{query}", paths::END_SESSION)).into_response());
+    };
+    require_same_origin(&state, &headers)?;
+    end_session(state, jar, params, Some(confirmation)).await
 }
 
 async fn end_session(
@@ -160,18 +166,7 @@ async fn end_session(
             request,
             client_name,
         } => {
-            let fields = [
-                ("id_token_hint", &request.id_token_hint),
-                ("client_id", &request.client_id),
-                (
-                    "post_logout_redirect_uri",
-                    &request.post_logout_redirect_uri,
-                ),
-                ("state", &request.state),
-            ]
-            .into_iter()
-            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
-            .collect();
+            let fields = request.fields();
             let page = pages::EndSessionConfirm {
                 csrf_token,
                 client_name: client_name.as_deref(),

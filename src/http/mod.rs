@@ -254,8 +254,8 @@ async fn common_headers(
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to `grace`.
-/// Each connection gets the peer address as [`ConnectInfo`] and HTTP/1.1 or HTTP/2 (prior
-/// knowledge) with [`HEADER_READ_TIMEOUT`].
+/// Each connection gets the peer address as [`ConnectInfo`] and HTTP/1.1 with
+/// [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -273,16 +273,15 @@ pub async fn serve_with(
     grace: Duration,
     header_read_timeout: Duration,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: TLS (and any HTTP/2) ends at the proxy. Sniffing for HTTP/2 would read the
+    // first bytes with no timer, so a connection that sends nothing would be held forever.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -307,12 +306,10 @@ pub async fn serve_with(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
+        let connection = builder.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -90,8 +90,16 @@ pub struct CodeGrant {
     pub nonce: Option<String>,
 }
 
-/// Scopes that name what a user grants; they mean nothing for a client acting on its own.
-pub const USER_SCOPES: [&str; 2] = ["openid", "offline_access"];
+/// Scopes that name what a user grants (OIDC Core §5.4, §11); they mean nothing for a client
+/// acting on its own, and a resource server could read them as a user's consent.
+pub const USER_SCOPES: [&str; 6] = [
+    "openid",
+    "offline_access",
+    "profile",
+    "email",
+    "address",
+    "phone",
+];
 
 /// RFC 6749 §4.4.2 / §3.3: the scope of a client-credentials token: what was asked, which must
 /// be among the client's scopes and not a user scope, or by default all of the client's scopes
@@ -107,14 +115,17 @@ pub fn client_credentials_scope(
             Err(TokenError::ScopeNotAllowed)
         }
         Some(scope) => Ok(scope.clone()),
-        None => Scopes::parse(
-            &allowed
+        None => {
+            let own: Vec<&str> = allowed
                 .iter()
                 .filter(|s| !USER_SCOPES.contains(s))
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-        .map_err(|_| TokenError::MalformedScope),
+                .collect();
+            // A client with user scopes only has nothing to ask for itself.
+            if own.is_empty() {
+                return Err(TokenError::ScopeNotAllowed);
+            }
+            Scopes::parse(&own.join(" ")).map_err(|_| TokenError::MalformedScope)
+        }
     }
 }
 

@@ -33,6 +33,19 @@ impl EndSessionRequest {
             state: take("state"),
         })
     }
+
+    /// The parameters that were sent, by name: to post them back or re-send them as a query.
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("id_token_hint", &self.id_token_hint),
+            ("client_id", &self.client_id),
+            ("post_logout_redirect_uri", &self.post_logout_redirect_uri),
+            ("state", &self.state),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
 }
 
 /// What the browser sees next.

@@ -115,11 +115,19 @@ pub fn read_hint(svc: &Latchkey, hint: &str) -> Option<HintedUser> {
     struct Named {
         sub: String,
         aud: String,
+        azp: String,
+        #[allow(dead_code)]
+        at_hash: String,
     }
     if hint.len() > crate::protocol::authorize::MAX_OIDC_PARAMETER {
         return None;
     }
     let header = jsonwebtoken::decode_header(hint).ok()?;
+    // Only our ID tokens: an access token (typ at+jwt) signed by the same keys is no hint, or
+    // anyone holding one could sign its user out without confirmation.
+    if header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
+        return None;
+    }
     let keys = svc.keys();
     let key = keys.find(header.kid.as_deref()?)?;
     let mut validation = jsonwebtoken::Validation::new(jwt_algorithm(key.alg));
@@ -130,6 +138,10 @@ pub fn read_hint(svc: &Latchkey, hint: &str) -> Option<HintedUser> {
     let named = jsonwebtoken::decode::<Named>(hint, &key.decoding, &validation)
         .ok()?
         .claims;
+    // Our ID tokens name the client twice (aud and azp) and carry at_hash.
+    if named.azp != named.aud {
+        return None;
+    }
     Some(HintedUser {
         sub: named.sub,
         client_id: named.aud,

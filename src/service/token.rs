@@ -299,6 +299,7 @@ async fn id_token_for(
         .user(user_id)
         .await
         .map_err(InternalError::from)?
+        .filter(|user| !user.disabled)
         .ok_or(TokenError::InvalidCode)?;
     let facts = oidc::IdTokenFacts {
         user: &user,

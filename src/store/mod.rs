@@ -67,7 +67,8 @@ pub struct UserRecord {
 }
 
 /// Profile claims an administrator sets; `None` leaves the stored value as it is, and
-/// `Some("")` clears `name` or `email`.
+/// `Some("")` clears `name` or `email`. A new email address is unverified unless
+/// `email_verified` says otherwise.
 #[derive(Clone, Debug, Default)]
 pub struct UserClaims {
     pub name: Option<String>,

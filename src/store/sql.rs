@@ -680,7 +680,8 @@ macro_rules! sql_store {
                     let done = sqlx::query(
                         "UPDATE users SET name = NULLIF(COALESCE($1, name), ''), \
                          email = NULLIF(COALESCE($2, email), ''), \
-                         email_verified = COALESCE($3, email_verified) WHERE username = $4",
+                         email_verified = COALESCE($3, CASE WHEN $2 IS NOT NULL AND $2 <> COALESCE(email, '') \
+                         THEN FALSE ELSE email_verified END) WHERE username = $4",
                     )
                     .bind(&claims.name)
                     .bind(&claims.email)
@@ -842,6 +843,11 @@ macro_rules! sql_store {
                 now: i64,
             ) -> Result<(), StoreError> {
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut **tx)
+                    .await?;
+                // Codes not yet redeemed would start a grant after the fact.
+                sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND used_at IS NULL")
                     .bind(user_id)
                     .execute(&mut **tx)
                     .await?;

@@ -1352,6 +1352,21 @@ fn oidc_client_flags_and_user_claims_through_the_cli() {
     assert_eq!(alice["name"], "Alice Liddell");
     assert_eq!(alice["email"], "alice@example.com");
     assert_eq!(alice["email_verified"], true);
+    // A new address is unverified unless said otherwise.
+    let changed = db.run(&[
+        "user",
+        "set-claims",
+        "alice",
+        "--email",
+        "alice@elsewhere.example",
+    ]);
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    let alice = db
+        .user_list()
+        .into_iter()
+        .find(|u| u["username"] == "alice")
+        .expect("alice listed");
+    assert_eq!(alice["email_verified"], false, "{alice}");
     assert_refused(
         &db.run(&["user", "set-claims", "nobody", "--name", "N"]),
         "claims of an unknown user",

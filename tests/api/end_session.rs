@@ -228,3 +228,64 @@ async fn logout_without_a_session_shows_the_signed_out_page() {
         .await;
     assert_eq!(back.location(), Some(LOGGED_OUT));
 }
+
+/// A client's cross-site POST arrives without the SameSite=Lax session cookie: it is sent on
+/// as a top-level GET with the same parameters, which carries the cookie and ends the session.
+#[tokio::test]
+async fn a_clients_post_is_resent_as_a_get_so_the_session_really_ends() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let client = oidc_client(&app).await;
+    let (browser, id_token) = signed_in(&app, &client).await;
+    let posted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/end_session"))
+        .form(&[
+            ("id_token_hint", id_token.as_str()),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+            ("state", "s2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    let location = posted.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/end_session?"), "{location}");
+    assert!(
+        has_session(&app, &browser, &client).await,
+        "no cookie came with the POST"
+    );
+    let answer = browser.get(&app.url(&location)).await;
+    assert_eq!(
+        answer.location(),
+        Some(format!("{LOGGED_OUT}?state=s2").as_str())
+    );
+    assert!(!has_session(&app, &browser, &client).await);
+}
+
+/// An access token is no `id_token_hint`: whoever holds one (a resource server) could
+/// otherwise sign its user out without asking.
+#[tokio::test]
+async fn an_access_token_is_not_accepted_as_id_token_hint() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let client = oidc_client(&app).await;
+    let flow = flow(&app, &client, "alice", "openid").await;
+    let body = exchange(&app, &client, &flow.code, &flow.verifier)
+        .await
+        .json();
+    let access_token = body["access_token"].as_str().unwrap();
+    let page = flow
+        .browser
+        .get(&end_session_url(&app, &[("id_token_hint", access_token)]))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Sign out?"),
+        "the user is asked: {}",
+        page.body
+    );
+    assert!(has_session(&app, &flow.browser, &client).await);
+}

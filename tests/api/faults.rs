@@ -161,6 +161,16 @@ async fn l65_slow_or_idle_connections_are_closed_after_the_header_read_timeout()
     .await;
     assert_eq!(closed, Ok(true), "the trickling connection was closed");
 
+    // A connection that never sends a byte is closed too (no protocol sniffing without a timer).
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(20), silent.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent connection was closed"
+    );
+
     // A kept-alive connection that sends nothing more is closed too; a prompt client is served.
     let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
     idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -408,3 +408,19 @@ async fn scopes_supported_lists_every_scope_some_client_may_request() {
         "{scopes}"
     );
 }
+
+/// Checklist item 18: disabling a user also voids the codes issued to them and not yet
+/// redeemed (they would otherwise start a grant, and an ID token, after the fact).
+#[tokio::test]
+async fn b18_disabling_a_user_voids_codes_not_yet_redeemed() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let client = app.client().await;
+    let pending = flow(&app, &client, "alice", "openid").await;
+    latchkey::service::admin::disable_user(app.store.as_ref(), "alice", 0)
+        .await
+        .unwrap();
+    let answer = exchange(&app, &client, &pending.code, &pending.verifier).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "invalid_grant");
+}
