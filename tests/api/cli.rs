@@ -1272,6 +1272,14 @@ fn client_ids_are_hex_and_ids_starting_with_a_hyphen_are_still_accepted() {
     assert_silent_success(&db.run(&["client", "delete", hyphen]), "delete");
 }
 
+/// The `user list` entry of `username`.
+fn listed_user(db: &Db, username: &str) -> Value {
+    db.user_list()
+        .into_iter()
+        .find(|u| u["username"] == username)
+        .unwrap_or_else(|| panic!("{username} is not listed"))
+}
+
 /// Issue 8: the OpenID Connect registration flags and `user set-claims` through the binary:
 /// `client show` reports them, a public client cannot have `client_credentials`, and the
 /// claims are what userinfo will release.
@@ -1344,11 +1352,7 @@ fn oidc_client_flags_and_user_claims_through_the_cli() {
         "true",
     ]);
     assert!(set.status.success(), "{}", text(&set.stderr));
-    let alice = db
-        .user_list()
-        .into_iter()
-        .find(|u| u["username"] == "alice")
-        .expect("alice listed");
+    let alice = listed_user(&db, "alice");
     assert_eq!(alice["name"], "Alice Liddell");
     assert_eq!(alice["email"], "alice@example.com");
     assert_eq!(alice["email_verified"], true);
@@ -1361,11 +1365,7 @@ fn oidc_client_flags_and_user_claims_through_the_cli() {
         "alice@elsewhere.example",
     ]);
     assert!(changed.status.success(), "{}", text(&changed.stderr));
-    let alice = db
-        .user_list()
-        .into_iter()
-        .find(|u| u["username"] == "alice")
-        .expect("alice listed");
+    let alice = listed_user(&db, "alice");
     assert_eq!(alice["email_verified"], false, "{alice}");
     assert_refused(
         &db.run(&["user", "set-claims", "nobody", "--name", "N"]),

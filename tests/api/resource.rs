@@ -6,19 +6,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-async fn form_post(
-    app: &TestApp,
-    path: &str,
-    client: &TestClient,
-    form: &[(&str, &str)],
-) -> Answer {
-    let mut request = reqwest::Client::new().post(app.url(path));
-    if let Some(secret) = &client.secret {
-        request = request.basic_auth(&client.id, Some(secret));
-    }
-    answer(request.form(form).send().await.unwrap()).await
-}
-
 #[tokio::test]
 async fn k59_k60_userinfo_refuses_missing_invalid_expired_and_query_tokens() {
     let app = spawn_app().await;
@@ -144,7 +131,7 @@ async fn b18_disabling_a_user_revokes_tokens_and_sessions_at_once() {
             .json()["error"],
         "invalid_grant"
     );
-    let introspected = form_post(
+    let introspected = client_post(
         &app,
         "/introspect",
         &client,
@@ -194,7 +181,7 @@ async fn j56_j57_introspection_requires_auth_and_tells_a_client_only_about_its_o
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let public = app.public_client("https://spa.example/cb").await;
     assert_eq!(
-        form_post(
+        client_post(
             &app,
             "/introspect",
             &public,
@@ -205,7 +192,7 @@ async fn j56_j57_introspection_requires_auth_and_tells_a_client_only_about_its_o
         StatusCode::UNAUTHORIZED
     );
 
-    let active = form_post(&app, "/introspect", &client, &[("token", access_token)]).await;
+    let active = client_post(&app, "/introspect", &client, &[("token", access_token)]).await;
     assert_eq!(active.header("cache-control"), Some("no-store"));
     let active = active.json();
     assert_eq!(active["active"], true);
@@ -213,7 +200,7 @@ async fn j56_j57_introspection_requires_auth_and_tells_a_client_only_about_its_o
     assert_eq!(active["client_id"], client.id);
     assert_eq!(active["scope"], "offline_access openid");
     assert_eq!(active["token_type"], "Bearer");
-    let rt_active = form_post(&app, "/introspect", &client, &[("token", refresh_token)])
+    let rt_active = client_post(&app, "/introspect", &client, &[("token", refresh_token)])
         .await
         .json();
     assert_eq!(rt_active["active"], true);
@@ -221,7 +208,7 @@ async fn j56_j57_introspection_requires_auth_and_tells_a_client_only_about_its_o
     let inactive = serde_json::json!({"active": false});
     for token in [access_token, refresh_token] {
         assert_eq!(
-            form_post(&app, "/introspect", &other, &[("token", token)])
+            client_post(&app, "/introspect", &other, &[("token", token)])
                 .await
                 .json(),
             inactive,
@@ -230,7 +217,7 @@ async fn j56_j57_introspection_requires_auth_and_tells_a_client_only_about_its_o
     }
     for token in ["x".repeat(43).as_str(), "'; DROP TABLE grants; --"] {
         assert_eq!(
-            form_post(&app, "/introspect", &client, &[("token", token)])
+            client_post(&app, "/introspect", &client, &[("token", token)])
                 .await
                 .json(),
             inactive
@@ -250,7 +237,7 @@ async fn j58_revoking_a_refresh_token_revokes_its_family_and_access_tokens() {
         body["refresh_token"].as_str().unwrap(),
     );
 
-    let foreign = form_post(&app, "/revoke", &other, &[("token", refresh_token)]).await;
+    let foreign = client_post(&app, "/revoke", &other, &[("token", refresh_token)]).await;
     assert_eq!(foreign.status, StatusCode::OK);
     assert_eq!(
         userinfo(&app, access_token).await.status,
@@ -266,7 +253,7 @@ async fn j58_revoking_a_refresh_token_revokes_its_family_and_access_tokens() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    let revoked = form_post(
+    let revoked = client_post(
         &app,
         "/revoke",
         &client,
@@ -286,13 +273,13 @@ async fn j58_revoking_a_refresh_token_revokes_its_family_and_access_tokens() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        form_post(&app, "/introspect", &client, &[("token", access_token)])
+        client_post(&app, "/introspect", &client, &[("token", access_token)])
             .await
             .json()["active"],
         false
     );
     assert_eq!(
-        form_post(&app, "/revoke", &client, &[("token", "unknown")])
+        client_post(&app, "/revoke", &client, &[("token", "unknown")])
             .await
             .status,
         StatusCode::OK
@@ -307,7 +294,7 @@ async fn revoking_an_access_token_revokes_its_grant() {
     let body = tokens(&app, &client, "alice", "openid offline_access").await;
     let access_token = body["access_token"].as_str().unwrap();
     assert_eq!(
-        form_post(&app, "/revoke", &client, &[("token", access_token)])
+        client_post(&app, "/revoke", &client, &[("token", access_token)])
             .await
             .status,
         StatusCode::OK
