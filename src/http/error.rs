@@ -109,19 +109,26 @@ fn json_error(status: StatusCode, code: ErrorCode, description: &str) -> Respons
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        // Shown on error pages so a user can quote it; JSON errors carry it in `x-request-id`.
+        let request_id = super::current_request_id();
         match self {
             HttpError::Page {
                 status,
                 title,
                 message,
-            } => render(
-                status,
-                &ErrorPage {
-                    title,
-                    message: &message,
-                    request_id: None,
-                },
-            ),
+            } => {
+                // The message is a fixed text that echoes no input; with the request span's
+                // request_id it lets an operator find why a user saw this page.
+                tracing::info!(status = status.as_u16(), reason = %message, "error page");
+                render(
+                    status,
+                    &ErrorPage {
+                        title,
+                        message: &message,
+                        request_id: request_id.as_deref(),
+                    },
+                )
+            }
             HttpError::Token(error) => {
                 let code = error.code();
                 let status = if code == ErrorCode::InvalidClient {
@@ -153,7 +160,7 @@ impl IntoResponse for HttpError {
                     let page = ErrorPage {
                         title: "Please wait",
                         message: &message,
-                        request_id: None,
+                        request_id: request_id.as_deref(),
                     };
                     render(StatusCode::TOO_MANY_REQUESTS, &page)
                 } else {
@@ -173,7 +180,7 @@ impl IntoResponse for HttpError {
                 &ErrorPage {
                     title: "Something went wrong",
                     message: "Please try again in a moment.",
-                    request_id: None,
+                    request_id: request_id.as_deref(),
                 },
             ),
             HttpError::Unavailable { html: false } => json_error(

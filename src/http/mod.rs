@@ -63,6 +63,28 @@ impl AppState {
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
+tokio::task_local! {
+    /// The id of the request being answered (the `x-request-id` header, also in every log line
+    /// of the request's span), for error pages to show.
+    static REQUEST_ID_IN_SCOPE: String;
+}
+
+/// The id of the request being answered, when called while answering one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID_IN_SCOPE.try_with(String::clone).ok()
+}
+
+/// Makes the request id available to [`current_request_id`] while the request is answered.
+async fn scope_request_id(request: Request<axum::body::Body>, next: Next) -> Response {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    REQUEST_ID_IN_SCOPE.scope(id, next.run(request)).await
+}
+
 /// Form bodies are small; anything larger is refused before parsing (checklist item 64).
 const BODY_LIMIT: usize = 64 * 1024;
 
@@ -140,6 +162,7 @@ pub fn router(state: AppState, demo: bool) -> Router {
             state.clone(),
             record_client_ip,
         ))
+        .layer(middleware::from_fn(scope_request_id))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -351,3 +351,33 @@ async fn n72_security_events_are_audited_with_client_subject_ip_and_request_id()
         kid.as_str()
     );
 }
+
+/// Issue 7 item 3: an error page shows the request id, the same as the `x-request-id` header,
+/// and the log line that says why the page was shown carries it too.
+#[tokio::test]
+async fn error_pages_show_the_request_id_that_the_logs_carry() {
+    let db = Db::new();
+    let mut serve = db.command(&["serve", "--bind", "127.0.0.1:0"]);
+    serve.env("LATCHKEY_LOG", "info");
+    let mut server = Server::spawn(serve);
+    let page = reqwest::get(format!(
+        "{}/authorize?response_type=code&client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2F",
+        server.base
+    ))
+    .await
+    .unwrap();
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    let id = page.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<code>{id}</code>")),
+        "the page shows the request id {id}: {body}"
+    );
+    let logs = drain_logs(&mut server);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("error page"))
+        .unwrap_or_else(|| panic!("no error-page log line: {logs}"));
+    assert!(line.contains(&id), "the log line names the request: {line}");
+    assert!(line.contains("not registered"), "and says why: {line}");
+}
