@@ -168,5 +168,6 @@ try {
   demo.server.kill('SIGTERM');
   rmSync(demo.dir, { recursive: true, force: true });
 }
-console.log(`browser tests: ${checks.length - failed} passed, ${failed} failed`);
+// The same closing line as cargo's, so CI's summary counts these too.
+console.log(`test result: ${failed ? 'FAILED' : 'ok'}. ${checks.length - failed} passed; ${failed} failed (browser)`);
 process.exit(failed ? 1 : 0);
