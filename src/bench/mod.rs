@@ -17,7 +17,7 @@ use url::Url;
 use crate::clock::{Clock, SystemClock};
 use crate::config::BenchArgs;
 use crate::crypto;
-use crate::protocol::types::{Password, SigningAlg};
+use crate::protocol::types::Password;
 use crate::service::admin::{self, NewClient, NewUser};
 use crate::store::{self, Store};
 use client::{Endpoints, Identity};
@@ -403,19 +403,10 @@ async fn identity(
         .context("cannot open the database to provision a client")?;
     let now = SystemClock.now();
     let suffix = &crypto::random_token()[..10];
-    let new = NewClient {
-        id: None,
-        name: format!("latchkey bench {suffix}"),
-        redirect_uris: vec![args.redirect_uri.clone()],
-        public: false,
-        scope: None,
-        audience: None,
-        access_token_alg: SigningAlg::ES256,
-        id_token_alg: SigningAlg::RS256,
-        extra_grant_types: Vec::new(),
-        post_logout_redirect_uris: Vec::new(),
-        allow_no_pkce: false,
-    };
+    let new = NewClient::new(
+        format!("latchkey bench {suffix}"),
+        args.redirect_uri.clone(),
+    );
     let created = admin::create_client(store.as_ref(), new, now).await?;
     let username = format!("bench-{suffix}");
     let password = crypto::random_token();

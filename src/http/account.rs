@@ -102,10 +102,13 @@ pub async fn logout(
     let cookies = BrowserCookies::read(&jar, &state);
     let csrf_token = params.take("csrf_token").unwrap_or_default();
     account::logout(&state.svc, cookies.browser, cookies.session, &csrf_token).await?;
-    let jar = jar
-        .clone()
-        .remove(Cookie::build(state.cookies.session_name()).path("/"));
+    let jar = without_session(jar, &state);
     Ok((jar, render(StatusCode::OK, &pages::SignedOut)).into_response())
+}
+
+/// The jar with the session cookie cleared (the session itself is ended on the server).
+fn without_session(jar: CookieJar, state: &AppState) -> CookieJar {
+    jar.remove(Cookie::build(state.cookies.session_name()).path("/"))
 }
 
 /// `GET` and `POST /end_session` (OpenID Connect RP-Initiated Logout 1.0 §2). A post from the
@@ -155,10 +158,9 @@ async fn end_session(
     )
     .await?;
     let jar = if ended.session_ended {
-        jar.clone()
-            .remove(Cookie::build(state.cookies.session_name()).path("/"))
+        without_session(jar, &state)
     } else {
-        jar.clone()
+        jar
     };
     let response = match &ended.next {
         EndSession::Confirm {

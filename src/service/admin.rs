@@ -44,6 +44,27 @@ pub struct NewClient {
     pub allow_no_pkce: bool,
 }
 
+impl NewClient {
+    /// A confidential client with one redirect URI and every default: the default scopes,
+    /// ES256 access tokens, RS256 ID tokens, PKCE required, the default grants. Callers change
+    /// what they need with struct update syntax.
+    pub fn new(name: impl Into<String>, redirect_uri: impl Into<String>) -> Self {
+        NewClient {
+            id: None,
+            name: name.into(),
+            redirect_uris: vec![redirect_uri.into()],
+            public: false,
+            scope: None,
+            audience: None,
+            access_token_alg: SigningAlg::ES256,
+            id_token_alg: SigningAlg::RS256,
+            extra_grant_types: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            allow_no_pkce: false,
+        }
+    }
+}
+
 /// A created client and, for a confidential one, its secret: shown once, stored as a digest.
 #[derive(Debug)]
 pub struct CreatedClient {
@@ -343,16 +364,7 @@ pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<De
     if store.client(DEMO_CLIENT_ID).await?.is_none() {
         let new = NewClient {
             id: Some(DEMO_CLIENT_ID.to_owned()),
-            name: "Latchkey demo app".to_owned(),
-            redirect_uris: vec![redirect_uri.clone()],
-            public: false,
-            scope: None,
-            audience: None,
-            access_token_alg: SigningAlg::ES256,
-            id_token_alg: SigningAlg::RS256,
-            extra_grant_types: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
-            allow_no_pkce: false,
+            ..NewClient::new("Latchkey demo app", redirect_uri.clone())
         };
         create_client(store, new, now).await?;
     }

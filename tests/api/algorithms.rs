@@ -39,17 +39,8 @@ async fn h46_each_client_algorithm_signs_tokens_that_verify_against_the_jwks() {
     ] {
         let client = app
             .register(NewClient {
-                id: None,
-                name: format!("{alg:?} app"),
-                redirect_uris: vec![CB.into()],
-                public: false,
-                scope: None,
-                audience: None,
                 access_token_alg: alg,
-                id_token_alg: SigningAlg::RS256,
-                extra_grant_types: Vec::new(),
-                post_logout_redirect_uris: Vec::new(),
-                allow_no_pkce: false,
+                ..NewClient::new(format!("{alg:?} app"), CB)
             })
             .await;
         let body = tokens(&app, &client, "alice", "openid").await;

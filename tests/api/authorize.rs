@@ -311,17 +311,8 @@ async fn e33_confidential_client_opted_out_of_pkce_gets_a_code_without_it_and_no
     app.user("alice").await;
     let client = app
         .register(latchkey::service::admin::NewClient {
-            id: None,
-            name: "Legacy".into(),
-            redirect_uris: vec![CB.into()],
-            public: false,
-            scope: None,
-            audience: None,
-            access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
-            id_token_alg: latchkey::protocol::types::SigningAlg::RS256,
-            extra_grant_types: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
             allow_no_pkce: true,
+            ..latchkey::service::admin::NewClient::new("Legacy", CB)
         })
         .await;
     let browser = Browser::new();

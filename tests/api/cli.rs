@@ -1250,16 +1250,7 @@ fn client_ids_are_hex_and_ids_starting_with_a_hyphen_are_still_accepted() {
         let store = latchkey::store::connect(&db.url).await.expect("store");
         let new = latchkey::service::admin::NewClient {
             id: Some(hyphen.to_owned()),
-            name: "Hyphen".to_owned(),
-            redirect_uris: vec![CB.to_owned()],
-            public: false,
-            scope: None,
-            audience: None,
-            access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
-            id_token_alg: latchkey::protocol::types::SigningAlg::RS256,
-            extra_grant_types: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
-            allow_no_pkce: false,
+            ..latchkey::service::admin::NewClient::new("Hyphen", CB)
         };
         latchkey::service::admin::create_client(store.as_ref(), new, 0)
             .await

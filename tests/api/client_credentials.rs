@@ -2,7 +2,7 @@
 //! the grant gets an RFC 9068 access token for itself (`sub` = its client id), no refresh
 //! token, scopes limited to its own and never a user scope.
 
-use latchkey::protocol::types::{GrantType, SigningAlg};
+use latchkey::protocol::types::GrantType;
 use latchkey::service::admin::{self, AdminError, NewClient};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -11,17 +11,11 @@ use crate::helpers::*;
 
 fn machine(public: bool, grants: Vec<GrantType>) -> NewClient {
     NewClient {
-        id: None,
-        name: "Batch job".to_owned(),
-        redirect_uris: vec![CB.to_owned()],
         public,
         scope: Some("openid offline_access api:read api:write".to_owned()),
         audience: Some("https://api.example".to_owned()),
-        access_token_alg: SigningAlg::ES256,
-        id_token_alg: SigningAlg::RS256,
         extra_grant_types: grants,
-        post_logout_redirect_uris: Vec::new(),
-        allow_no_pkce: false,
+        ..NewClient::new("Batch job", CB)
     }
 }
 

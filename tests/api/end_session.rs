@@ -2,7 +2,6 @@
 //! back only to a `post_logout_redirect_uri` registered for the client, with `state`; without
 //! proof that the logout comes from the signed-in user's client, the user confirms first.
 
-use latchkey::protocol::types::SigningAlg;
 use latchkey::service::admin::NewClient;
 use reqwest::StatusCode;
 
@@ -12,17 +11,8 @@ const LOGGED_OUT: &str = "https://app.example/logged-out";
 
 async fn oidc_client(app: &TestApp) -> TestClient {
     app.register(NewClient {
-        id: None,
-        name: "Relying Party".to_owned(),
-        redirect_uris: vec![CB.to_owned()],
-        public: false,
-        scope: None,
-        audience: None,
-        access_token_alg: SigningAlg::ES256,
-        id_token_alg: SigningAlg::RS256,
-        extra_grant_types: Vec::new(),
         post_logout_redirect_uris: vec![LOGGED_OUT.to_owned()],
-        allow_no_pkce: false,
+        ..NewClient::new("Relying Party", CB)
     })
     .await
 }

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use latchkey::clock::Clock;
-use latchkey::protocol::types::{Password, SigningAlg};
+use latchkey::protocol::types::Password;
 use latchkey::service::Settings;
 use latchkey::service::admin::{self, NewClient};
 use reqwest::StatusCode;
@@ -963,16 +963,7 @@ async fn i51_i55_deleting_a_client_kills_its_refresh_and_access_tokens() {
     let reborn = app
         .register(NewClient {
             id: Some(client.id.clone()),
-            name: "Test App".to_owned(),
-            redirect_uris: vec![CB.to_owned()],
-            public: false,
-            scope: None,
-            audience: None,
-            access_token_alg: SigningAlg::ES256,
-            id_token_alg: SigningAlg::RS256,
-            extra_grant_types: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
-            allow_no_pkce: false,
+            ..NewClient::new("Test App", CB)
         })
         .await;
     assert_eq!(reborn.id, client.id);
@@ -999,16 +990,7 @@ async fn h47_a_fixed_client_id_in_the_form_of_a_subject_is_refused() {
     let sub = app.user("alice").await;
     let new = latchkey::service::admin::NewClient {
         id: Some(sub),
-        name: "Impostor".into(),
-        redirect_uris: vec![CB.into()],
-        public: false,
-        scope: None,
-        audience: None,
-        access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
-        id_token_alg: SigningAlg::RS256,
-        extra_grant_types: Vec::new(),
-        post_logout_redirect_uris: Vec::new(),
-        allow_no_pkce: false,
+        ..latchkey::service::admin::NewClient::new("Impostor", CB)
     };
     let refused = latchkey::service::admin::create_client(app.store.as_ref(), new, 0).await;
     assert!(refused.is_err(), "{refused:?}");

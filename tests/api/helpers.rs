@@ -7,7 +7,7 @@ use std::sync::Arc;
 use latchkey::clock::ManualClock;
 use latchkey::http::{AppState, router};
 use latchkey::protocol::pkce;
-use latchkey::protocol::types::{Password, SigningAlg};
+use latchkey::protocol::types::Password;
 use latchkey::service::admin::{self, NewClient, NewUser};
 use latchkey::service::{Latchkey, Settings};
 use latchkey::store::{self, Store};
@@ -153,17 +153,10 @@ impl TestApp {
         scope: Option<&str>,
     ) -> TestClient {
         self.register(NewClient {
-            id: None,
-            name: "Test App".to_owned(),
             redirect_uris,
             public,
             scope: scope.map(str::to_owned),
-            audience: None,
-            access_token_alg: SigningAlg::ES256,
-            id_token_alg: SigningAlg::RS256,
-            extra_grant_types: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
-            allow_no_pkce: false,
+            ..NewClient::new("Test App", CB)
         })
         .await
     }

@@ -452,19 +452,10 @@ async fn c25_client_name_is_escaped_on_the_consent_page() {
     let app = spawn_app().await;
     app.user("alice").await;
     let client = app
-        .register(latchkey::service::admin::NewClient {
-            id: None,
-            name: "</script><img src=x onerror=alert(1)>".into(),
-            redirect_uris: vec![CB.into()],
-            public: false,
-            scope: None,
-            audience: None,
-            access_token_alg: latchkey::protocol::types::SigningAlg::ES256,
-            id_token_alg: latchkey::protocol::types::SigningAlg::RS256,
-            extra_grant_types: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
-            allow_no_pkce: false,
-        })
+        .register(latchkey::service::admin::NewClient::new(
+            "</script><img src=x onerror=alert(1)>",
+            CB,
+        ))
         .await;
     let browser = Browser::new();
     let started = start(&app, &browser, &client, "openid", &[]).await;

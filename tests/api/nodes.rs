@@ -671,17 +671,8 @@ async fn n79_both_nodes_publish_one_jwks_and_accept_each_others_tokens() {
         for alg in SigningAlg::ALL {
             let client = a
                 .register(NewClient {
-                    id: None,
-                    name: format!("{} App", alg.as_str()),
-                    redirect_uris: vec![CB.to_owned()],
-                    public: false,
-                    scope: None,
-                    audience: None,
                     access_token_alg: alg,
-                    id_token_alg: SigningAlg::RS256,
-                    extra_grant_types: Vec::new(),
-                    post_logout_redirect_uris: Vec::new(),
-                    allow_no_pkce: false,
+                    ..NewClient::new(format!("{} App", alg.as_str()), CB)
                 })
                 .await;
             for (issuer_node, other) in [(a, b), (b, a)] {

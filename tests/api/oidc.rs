@@ -241,17 +241,9 @@ fn checked_userinfo(answer: &Answer, id_claims: &Value) -> Value {
 /// A confidential client with redirect URI `CB`, the given scopes and ID-token algorithm.
 fn new_client(scope: Option<&str>, id_token_alg: SigningAlg) -> NewClient {
     NewClient {
-        id: None,
-        name: "OIDC RP".to_owned(),
-        redirect_uris: vec![CB.to_owned()],
-        public: false,
         scope: scope.map(str::to_owned),
-        audience: None,
-        access_token_alg: SigningAlg::ES256,
         id_token_alg,
-        extra_grant_types: Vec::new(),
-        post_logout_redirect_uris: Vec::new(),
-        allow_no_pkce: false,
+        ..NewClient::new("OIDC RP", CB)
     }
 }
 
