@@ -158,9 +158,24 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Create (once) a demo user and a demo client and print how to use them.
+    /// Create (once) a demo user and a demo client and print how to use them; serves the
+    /// flow playground at /playground.
     #[arg(long, env = "LATCHKEY_DEMO")]
     pub demo: bool,
+    /// Name shown at the top of every page and in page titles.
+    #[arg(long, env = "LATCHKEY_BRAND_NAME")]
+    pub brand_name: Option<String>,
+    /// Logo shown next to the name: an https URL or a path on this host.
+    #[arg(long, env = "LATCHKEY_BRAND_LOGO_URL")]
+    pub brand_logo_url: Option<String>,
+    /// Accent colour of buttons and links, such as #1f5fbf; text colours are derived from it at
+    /// WCAG AA contrast.
+    #[arg(long, env = "LATCHKEY_BRAND_COLOR")]
+    pub brand_color: Option<String>,
+    /// Directory of templates replacing the built-in ones file by file (login.html,
+    /// consent.html, ...; README lists them and their variables), and optionally latchkey.css.
+    #[arg(long, env = "LATCHKEY_TEMPLATES")]
+    pub templates: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

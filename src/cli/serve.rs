@@ -27,6 +27,15 @@ pub async fn run(
             "--issuer is required when --bind is an unspecified address"
         ));
     }
+    // Templates and branding first: a broken override stops the start, before anything else.
+    let brand = http::Branding::new(
+        args.brand_name.as_deref(),
+        args.brand_logo_url.as_deref(),
+        args.brand_color.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let pages = http::Pages::new(brand, args.templates.as_deref())
+        .map_err(|e| anyhow!("cannot load the page templates: {e}"))?;
     let store = store::connect_with(database_url, args.database_max_connections)
         .await
         .context("cannot open the database")?;
@@ -63,6 +72,7 @@ pub async fn run(
     keys::spawn_reload(svc.clone());
     let state = AppState {
         trusted_proxies: args.trusted_proxies.clone(),
+        pages: Arc::new(pages),
         ..AppState::new(svc)
     };
     let app = http::router(state, args.demo);

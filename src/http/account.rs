@@ -8,7 +8,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar};
 
 use super::error::HttpError;
 use super::extract::{BrowserCookies, FormParams, require_same_origin};
-use super::pages::{self, render};
+use super::pages;
 use super::{AppState, ClientIp};
 use crate::protocol::metadata::paths;
 use crate::protocol::params::Params;
@@ -31,7 +31,13 @@ pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Respo
         }
     };
     let view = account::view(&state.svc, &browser, cookies.session).await?;
-    Ok((jar, render(StatusCode::OK, &pages::Account { view: &view })).into_response())
+    Ok((
+        jar,
+        state
+            .pages
+            .render(StatusCode::OK, &pages::Account::from(&view)),
+    )
+        .into_response())
 }
 
 /// `POST /account/login`.
@@ -57,7 +63,9 @@ pub async fn login(
     )
     .await?
     {
-        AccountLogin::Failed(view) => Ok(render(StatusCode::OK, &pages::Account { view: &view })),
+        AccountLogin::Failed(view) => Ok(state
+            .pages
+            .render(StatusCode::OK, &pages::Account::from(&view))),
         AccountLogin::SignedIn { session_cookie } => {
             let jar = jar.clone().add(
                 state
@@ -103,7 +111,11 @@ pub async fn logout(
     let csrf_token = params.take("csrf_token").unwrap_or_default();
     account::logout(&state.svc, cookies.browser, cookies.session, &csrf_token).await?;
     let jar = without_session(jar, &state);
-    Ok((jar, render(StatusCode::OK, &pages::SignedOut)).into_response())
+    Ok((
+        jar,
+        state.pages.render(StatusCode::OK, &pages::SignedOut {}),
+    )
+        .into_response())
 }
 
 /// The jar with the session cookie cleared (the session itself is ended on the server).
@@ -174,10 +186,10 @@ async fn end_session(
                 client_name: client_name.as_deref(),
                 fields,
             };
-            render(StatusCode::OK, &page)
+            state.pages.render(StatusCode::OK, &page)
         }
         EndSession::Redirect(url) => Redirect::to(url).into_response(),
-        EndSession::SignedOut => render(StatusCode::OK, &pages::SignedOut),
+        EndSession::SignedOut => state.pages.render(StatusCode::OK, &pages::SignedOut {}),
     };
     Ok((jar, response).into_response())
 }

@@ -2,13 +2,13 @@
 
 use axum::Extension;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use super::error::HttpError;
 use super::extract::{BrowserCookies, FormParams, require_same_origin};
-use super::pages::{self, render};
+use super::pages;
 use super::{AppState, ClientIp};
 use crate::protocol::metadata::paths;
 use crate::protocol::params::Params;
@@ -73,7 +73,9 @@ pub async fn login_page(
     let flow = params.get("flow").unwrap_or_default();
     let cookies = BrowserCookies::read(&jar, &state);
     let page = authorize::login_page(&state.svc, flow, cookies.browser).await?;
-    Ok(render(StatusCode::OK, &pages::Login::from(&page)))
+    Ok(state
+        .pages
+        .render(StatusCode::OK, &pages::Login::from(&page)))
 }
 
 /// `POST /login`: checks the credentials; a failure shows the page again with status 200.
@@ -93,7 +95,9 @@ pub async fn login_submit(
     };
     let cookies = BrowserCookies::read(&jar, &state);
     match authorize::login(&state.svc, form, cookies.browser, address).await? {
-        LoginOutcome::Failed(page) => Ok(render(StatusCode::OK, &pages::Login::from(&page))),
+        LoginOutcome::Failed(page) => Ok(state
+            .pages
+            .render(StatusCode::OK, &pages::Login::from(&page))),
         LoginOutcome::LoggedIn {
             session_cookie,
             next,
@@ -118,7 +122,9 @@ pub async fn consent_page(
     let flow = params.get("flow").unwrap_or_default();
     let cookies = BrowserCookies::read(&jar, &state);
     match authorize::consent_page(&state.svc, flow, cookies.browser, cookies.session).await? {
-        ConsentStep::Show(page) => Ok(render(StatusCode::OK, &pages::Consent::from(&page))),
+        ConsentStep::Show(page) => Ok(state
+            .pages
+            .render(StatusCode::OK, &pages::Consent::from(&page))),
         ConsentStep::Login { flow } => Ok(next_response(Next::Login { flow })),
     }
 }
@@ -139,18 +145,4 @@ pub async fn consent_submit(
     let cookies = BrowserCookies::read(&jar, &state);
     let next = authorize::decide(&state.svc, form, cookies.browser, cookies.session).await?;
     Ok(next_response(next))
-}
-
-/// Pages must never be cached or framed (RFC 9700 §4.16), and run no script at all.
-pub async fn with_page_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-        ),
-    );
-    response
 }

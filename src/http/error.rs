@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::pages::{ErrorPage, render};
+use super::pages::ErrorPage;
 use crate::protocol::error::{BearerError, ErrorCode, TokenError};
 use crate::service::InternalError;
 use crate::service::authorize::FlowError;
@@ -22,6 +22,8 @@ pub enum HttpError {
         status: StatusCode,
         title: &'static str,
         message: String,
+        /// What the client's developer must fix, with the values received that show it.
+        explanation: Option<Explanation>,
     },
     /// RFC 6749 §5.2 JSON error.
     Token(TokenError),
@@ -54,16 +56,19 @@ impl From<FlowError> for HttpError {
                 message: format!(
                     "{cause} The application that sent you here is misconfigured, so you were not sent back to it."
                 ),
+                explanation: None,
             },
             FlowError::UnknownFlow => HttpError::Page {
                 status: StatusCode::BAD_REQUEST,
                 title: "This sign-in request is no longer valid",
                 message: error.to_string(),
+                explanation: None,
             },
             FlowError::Forbidden => HttpError::Page {
                 status: StatusCode::FORBIDDEN,
                 title: "The form could not be verified",
                 message: error.to_string(),
+                explanation: None,
             },
             FlowError::Throttled(seconds) => HttpError::Throttled {
                 seconds,
@@ -102,32 +107,60 @@ impl From<ResourceFailure> for HttpError {
     }
 }
 
+/// What a developer must fix, shown under the user's message on an error page.
+#[derive(Clone, Debug, Default)]
+pub struct Explanation {
+    pub text: String,
+    /// Values the request carried that show the problem (never a secret).
+    pub facts: Vec<(String, String)>,
+}
+
+/// RFC 6749 §5.2 error body. `request_id` (an extension member, as §5.2 allows) is the
+/// `x-request-id` header's value and is in every log line of the request, so a developer can
+/// quote it and an operator run `latchkey explain` on it.
 fn json_error(status: StatusCode, code: ErrorCode, description: &str) -> Response {
-    let body = json!({ "error": code.as_str(), "error_description": description });
+    let request_id = super::current_request_id();
+    let body = json!({
+        "error": code.as_str(),
+        "error_description": description,
+        "request_id": request_id,
+    });
     (status, Json(body)).into_response()
+}
+
+/// An HTML error page; [`super::render_error_pages`] renders it with the configured templates.
+fn error_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    explanation: Option<Explanation>,
+) -> Response {
+    let explanation = explanation.unwrap_or_default();
+    let page = ErrorPage {
+        title: title.to_owned(),
+        message: message.to_owned(),
+        explanation: (!explanation.text.is_empty()).then_some(explanation.text),
+        facts: explanation.facts,
+        request_id: super::current_request_id().unwrap_or_else(|| "-".to_owned()),
+    };
+    let mut response = status.into_response();
+    response.extensions_mut().insert(page);
+    response
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        // Shown on error pages so a user can quote it; JSON errors carry it in `x-request-id`.
-        let request_id = super::current_request_id();
         match self {
             HttpError::Page {
                 status,
                 title,
                 message,
+                explanation,
             } => {
                 // The message is a fixed text that echoes no input; with the request span's
                 // request_id it lets an operator find why a user saw this page.
                 tracing::info!(status = status.as_u16(), reason = %message, "error page");
-                render(
-                    status,
-                    &ErrorPage {
-                        title,
-                        message: &message,
-                        request_id: request_id.as_deref(),
-                    },
-                )
+                error_page(status, title, &message, explanation)
             }
             HttpError::Token(error) => {
                 let code = error.code();
@@ -157,12 +190,7 @@ impl IntoResponse for HttpError {
             HttpError::Throttled { seconds, html } => {
                 let message = format!("Too many failed attempts. Try again in {seconds} seconds.");
                 let mut response = if html {
-                    let page = ErrorPage {
-                        title: "Please wait",
-                        message: &message,
-                        request_id: request_id.as_deref(),
-                    };
-                    render(StatusCode::TOO_MANY_REQUESTS, &page)
+                    error_page(StatusCode::TOO_MANY_REQUESTS, "Please wait", &message, None)
                 } else {
                     json_error(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -175,14 +203,14 @@ impl IntoResponse for HttpError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
                 response
             }
-            HttpError::Unavailable { html: true } | HttpError::Internal { html: true } => render(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &ErrorPage {
-                    title: "Something went wrong",
-                    message: "Please try again in a moment.",
-                    request_id: request_id.as_deref(),
-                },
-            ),
+            HttpError::Unavailable { html: true } | HttpError::Internal { html: true } => {
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Please try again in a moment.",
+                    None,
+                )
+            }
             HttpError::Unavailable { html: false } => json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::TemporarilyUnavailable,

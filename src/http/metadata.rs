@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::HttpError;
-use super::pages::{DemoCallback, render};
+use super::pages::DemoCallback;
 use crate::protocol::metadata::Metadata;
 use crate::protocol::params::Params;
 use crate::service::InternalError;
@@ -44,22 +44,10 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The one stylesheet of the pages, compiled into the binary.
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        include_str!("../../assets/latchkey.css"),
-    )
-        .into_response()
-}
-
 /// `GET /demo/callback` (only with `--demo`): the demo client's redirect URI. It shows what the
 /// authorization response carried; the exchange itself happens in the terminal, where the
 /// demo client's secret was printed, so the secret never reaches the browser.
-pub async fn demo_callback(RawQuery(query): RawQuery) -> Response {
+pub async fn demo_callback(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let keys = ["code", "state", "iss", "error", "error_description"];
     let fields: Vec<(&str, &str)> = keys
@@ -77,7 +65,7 @@ pub async fn demo_callback(RawQuery(query): RawQuery) -> Response {
             "See error and error_description above.",
         )
     };
-    render(
+    state.pages.render(
         StatusCode::OK,
         &DemoCallback {
             title,

@@ -3,6 +3,7 @@
 
 mod account;
 mod authorize;
+mod brand;
 mod error;
 mod extract;
 mod metadata;
@@ -29,7 +30,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::protocol::metadata::paths;
 use crate::service::Latchkey;
+pub use brand::Branding;
 pub use extract::CookiePolicy;
+pub use pages::Pages;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -40,6 +43,8 @@ pub struct AppState {
     pub issuer_origin: String,
     /// Reverse proxies whose `X-Forwarded-For` names the client (checklist item 62).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The templates, stylesheet and branding of the pages.
+    pub pages: Arc<Pages>,
 }
 
 impl AppState {
@@ -55,6 +60,7 @@ impl AppState {
             cookies,
             issuer_origin,
             trusted_proxies: Vec::new(),
+            pages: Arc::new(Pages::built_in()),
         }
     }
 }
@@ -113,7 +119,10 @@ pub fn router(state: AppState, demo: bool) -> Router {
             paths::CONSENT,
             get(authorize::consent_page).post(authorize::consent_submit),
         )
-        .layer(middleware::map_response(authorize::with_page_headers));
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            with_page_headers,
+        ));
     // What browser-based public clients call: CORS for their registered origins only.
     let browser_api = Router::new()
         .route(paths::TOKEN, post(token::token))
@@ -142,17 +151,28 @@ pub fn router(state: AppState, demo: bool) -> Router {
     let mut router = Router::new()
         .merge(pages)
         .merge(api)
-        .route(paths::STYLESHEET, get(metadata::stylesheet))
+        .route(
+            paths::STYLESHEET,
+            get(|State(state): State<AppState>| async move { state.pages.stylesheet() }),
+        )
+        .route(paths::FAVICON, get(pages::favicon))
+        .route(paths::FAVICON_SVG, get(pages::favicon))
         .route(paths::HEALTH_LIVE, get(metadata::live))
         .route(paths::HEALTH_READY, get(metadata::ready));
     if demo {
         router = router.route(
             paths::DEMO_CALLBACK,
-            get(metadata::demo_callback)
-                .layer(middleware::map_response(authorize::with_page_headers)),
+            get(metadata::demo_callback).layer(middleware::map_response_with_state(
+                state.clone(),
+                with_page_headers,
+            )),
         );
     }
     router
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            render_error_pages,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -247,6 +267,30 @@ fn client_ip(trusted_proxies: &[IpAddr], request: &Request<axum::body::Body>) ->
         .and_then(|v| v.rsplit(',').next())
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
     Some(forwarded.unwrap_or(peer))
+}
+
+/// Pages are not cached, not framed, and run no script (RFC 9700 §4.16 clickjacking; the CSP
+/// also allows the brand logo's origin).
+async fn with_page_headers(State(state): State<AppState>, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, state.pages.csp());
+    response
+}
+
+/// Renders the error pages that [`error::HttpError`] answered with, using the configured
+/// templates (a response cannot reach the state by itself). Runs inside the request-id scope.
+async fn render_error_pages(State(state): State<AppState>, mut response: Response) -> Response {
+    let Some(page) = response.extensions_mut().remove::<pages::ErrorPage>() else {
+        return response;
+    };
+    let mut rendered = state.pages.render(response.status(), &page);
+    for (name, value) in response.headers() {
+        rendered.headers_mut().insert(name.clone(), value.clone());
+    }
+    rendered = with_page_headers(State(state), rendered).await;
+    rendered
 }
 
 /// Headers every response carries. Under an https issuer, HSTS for a year (ASVS 5.0 V3.4.1,

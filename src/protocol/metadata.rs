@@ -23,6 +23,8 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const USERINFO: &str = "/userinfo";
     pub const STYLESHEET: &str = "/assets/latchkey.css";
+    pub const FAVICON: &str = "/favicon.ico";
+    pub const FAVICON_SVG: &str = "/assets/favicon.svg";
     pub const HEALTH_LIVE: &str = "/health/live";
     pub const HEALTH_READY: &str = "/health/ready";
     pub const DEMO_CALLBACK: &str = "/demo/callback";

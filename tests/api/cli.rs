@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::helpers::unescape_html;
+
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 /// How long an admin command may take (Argon2id hashing included) before the test fails.
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
@@ -128,7 +130,7 @@ impl Db {
 
 /// Runs `cmd` to completion with `stdin` written to it, killing it if it outlives
 /// [`COMMAND_LIMIT`].
-fn run_bounded(mut cmd: Command, stdin: &str) -> Output {
+pub(crate) fn run_bounded(mut cmd: Command, stdin: &str) -> Output {
     let shown = describe(&cmd);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -185,7 +187,7 @@ fn describe(cmd: &Command) -> String {
     format!("latchkey {}", args.join(" "))
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -1088,15 +1090,6 @@ fn browser() -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("browser")
-}
-
-fn unescape_html(raw: &str) -> String {
-    raw.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 fn attribute(tag: &str, name: &str) -> Option<String> {

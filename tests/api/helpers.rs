@@ -243,7 +243,7 @@ impl Answer {
             let attr = |name: &str| {
                 let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
                 let end = tag[start..].find('"')? + start;
-                Some(tag[start..end].to_owned())
+                Some(unescape_html(&tag[start..end]))
             };
             if let (Some(name), Some(value)) = (attr("name"), attr("value")) {
                 found.push((name, value));
@@ -260,6 +260,17 @@ impl Answer {
                 .header("content-type")
                 .is_some_and(|c| c.starts_with("text/html"))
     }
+}
+
+/// An attribute value as a browser reads it: the templates escape `&<>"'` and `/`.
+pub fn unescape_html(raw: &str) -> String {
+    raw.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 pub async fn answer(response: reqwest::Response) -> Answer {

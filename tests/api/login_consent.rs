@@ -349,7 +349,8 @@ async fn c22_remembered_consent_covers_only_the_same_or_narrower_scopes() {
     assert!(wider.location().unwrap().starts_with("/consent"));
     let page = browser.follow(&app, &wider).await;
     assert!(
-        page.body.contains("allowed this application access before"),
+        page.body
+            .contains("access before. It now asks for more, so this extends the earlier grant"),
         "the page says a grant is extended"
     );
     let forced = start(&app, &browser, &client, "openid", &[("prompt", "consent")]).await;

@@ -25,6 +25,7 @@ mod nodes;
 mod oauth2_client;
 mod oidc;
 mod oidc_client;
+mod pages;
 mod refresh;
 mod resource;
 mod token;

@@ -224,7 +224,16 @@ fn assert_token_error(answer: &Answer, error: &str, what: &str) {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["error", "error_description"], "{what}: {body}");
+    assert_eq!(
+        keys,
+        ["error", "error_description", "request_id"],
+        "{what}: {body}"
+    );
+    assert_eq!(
+        body["request_id"].as_str(),
+        answer.header("x-request-id"),
+        "{what}: the body names the request id of the logs"
+    );
     if status == StatusCode::UNAUTHORIZED {
         assert!(
             answer
