@@ -50,25 +50,35 @@ impl HttpError {
 impl From<FlowError> for HttpError {
     fn from(error: FlowError) -> Self {
         match error {
-            FlowError::Untrusted(cause) => HttpError::Page {
+            FlowError::Untrusted(untrusted) => HttpError::Page {
                 status: StatusCode::BAD_REQUEST,
                 title: "This request cannot be completed",
                 message: format!(
-                    "{cause} The application that sent you here is misconfigured, so you were not sent back to it."
+                    "{} The application that sent you here is misconfigured, so you were not sent back to it.",
+                    untrusted.cause
                 ),
-                explanation: None,
+                explanation: Some(Explanation {
+                    text: untrusted.cause.fix().to_owned(),
+                    facts: untrusted.facts,
+                }),
             },
             FlowError::UnknownFlow => HttpError::Page {
                 status: StatusCode::BAD_REQUEST,
                 title: "This sign-in request is no longer valid",
                 message: error.to_string(),
-                explanation: None,
+                explanation: Some(Explanation {
+                    text: "The flow parameter names no pending authorization request for this browser: it expired (30 minutes after the authorization request), it was already answered (back button or a second tab), or the browser lost the cookie that ties it to the request (cookies blocked, or another browser). Start a new authorization request.".to_owned(),
+                    facts: Vec::new(),
+                }),
             },
             FlowError::Forbidden => HttpError::Page {
                 status: StatusCode::FORBIDDEN,
                 title: "The form could not be verified",
                 message: error.to_string(),
-                explanation: None,
+                explanation: Some(Explanation {
+                    text: "The form's csrf_token does not belong to this browser's cookie, or the request came from another site (Origin or Sec-Fetch-Site). Post the form Latchkey served, from its own page, with cookies enabled.".to_owned(),
+                    facts: Vec::new(),
+                }),
             },
             FlowError::Throttled(seconds) => HttpError::Throttled {
                 seconds,

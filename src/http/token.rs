@@ -89,7 +89,9 @@ async fn client_and_token(
     if params.has_repeats() {
         return Err(TokenError::RepeatedParameter.into());
     }
-    let token = params.take("token").ok_or(TokenError::MissingParameter)?;
+    let token = params
+        .take("token")
+        .ok_or(TokenError::MissingParameter("token"))?;
     Ok((client, token))
 }
 

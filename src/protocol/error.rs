@@ -74,6 +74,38 @@ pub enum UntrustedRequest {
     LogoutClientMismatch,
 }
 
+impl UntrustedRequest {
+    /// For the client's developer: what to change. Shown on the error page under the user's
+    /// message; it names parameters, never values.
+    pub fn fix(self) -> &'static str {
+        use UntrustedRequest::*;
+        match self {
+            MissingClientId => {
+                "Send client_id with the client's identifier, as `latchkey client create` printed it."
+            }
+            UnknownClient => {
+                "No client has this client_id. Check it against `latchkey client list` on this server; clients are per database, so one registered on another deployment is unknown here."
+            }
+            RepeatedClientOrRedirect => {
+                "Send client_id and redirect_uri once each: with two values Latchkey cannot tell which one is meant (RFC 6749 §3.1)."
+            }
+            MissingRedirectUri => {
+                "Send redirect_uri, set to one of the client's registered redirect URIs (below). Latchkey always requires it, so the token request can be held to the same value."
+            }
+            UnregisteredRedirectUri => {
+                "Send one of the registered redirect URIs (below) exactly: scheme, host, port, path and query are compared character for character (RFC 9700 §4.1.3), so a trailing slash, http for https or another port all differ. Only loopback redirect URIs of public clients may change the port (RFC 8252 §7.3). To use another URI, register a client with it (`latchkey client create --redirect-uri …`)."
+            }
+            RepeatedLogoutParameter => "Send each parameter of the logout request once.",
+            UnregisteredPostLogoutRedirectUri => {
+                "Send a post_logout_redirect_uri registered for the client (`latchkey client create --post-logout-redirect-uri …`), and name the client with id_token_hint or client_id."
+            }
+            LogoutClientMismatch => {
+                "Send the ID token of the client that client_id names, or leave client_id out."
+            }
+        }
+    }
+}
+
 /// Why an authorization request is refused once client and redirect URI are known to be good:
 /// these are answered by redirect to the client (RFC 6749 §4.1.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -156,8 +188,9 @@ impl AuthorizeError {
 pub enum TokenError {
     #[error("A parameter is repeated.")]
     RepeatedParameter,
-    #[error("A required parameter is missing.")]
-    MissingParameter,
+    /// Names the parameter, so the developer sees which one.
+    #[error("The required parameter {0} is missing.")]
+    MissingParameter(&'static str),
     #[error("The request must be an application/x-www-form-urlencoded POST.")]
     WrongContentType,
     #[error("Only one client authentication method may be used per request.")]
@@ -198,7 +231,7 @@ impl TokenError {
     pub fn code(self) -> ErrorCode {
         use TokenError::*;
         match self {
-            RepeatedParameter | MissingParameter | WrongContentType | MultipleAuthMethods
+            RepeatedParameter | MissingParameter(_) | WrongContentType | MultipleAuthMethods
             | CredentialsInQuery => ErrorCode::InvalidRequest,
             ClientAuthFailed | BasicAuthFailed => ErrorCode::InvalidClient,
             UnsupportedGrantType => ErrorCode::UnsupportedGrantType,

@@ -33,13 +33,13 @@ impl TokenRequest {
         }
         let grant_type = params
             .take("grant_type")
-            .ok_or(TokenError::MissingParameter)?;
+            .ok_or(TokenError::MissingParameter("grant_type"))?;
         match GrantType::parse(&grant_type) {
             Some(GrantType::AuthorizationCode) => Ok(TokenRequest::AuthorizationCode {
                 code: params
                     .take("code")
                     .map(AuthorizationCode::new)
-                    .ok_or(TokenError::MissingParameter)?,
+                    .ok_or(TokenError::MissingParameter("code"))?,
                 redirect_uri: params.take("redirect_uri"),
                 code_verifier: params.take("code_verifier").map(CodeVerifier::new),
             }),
@@ -47,7 +47,7 @@ impl TokenRequest {
                 refresh_token: params
                     .take("refresh_token")
                     .map(RefreshToken::new)
-                    .ok_or(TokenError::MissingParameter)?,
+                    .ok_or(TokenError::MissingParameter("refresh_token"))?,
                 scope: params
                     .get("scope")
                     .map(Scopes::parse)
@@ -346,7 +346,7 @@ mod tests {
         let mut params = Params::parse(b"grant_type=authorization_code");
         assert_eq!(
             TokenRequest::parse(&mut params).unwrap_err(),
-            TokenError::MissingParameter
+            TokenError::MissingParameter("code")
         );
         let mut params = Params::parse(b"grant_type=authorization_code&code=a&code=b");
         assert_eq!(

@@ -34,8 +34,8 @@ pub enum Next {
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     /// Client or redirect URI untrusted: an error page, never a redirect.
-    #[error(transparent)]
-    Untrusted(#[from] UntrustedRequest),
+    #[error("{}", .0.cause)]
+    Untrusted(Box<Untrusted>),
     /// The flow id is unknown, expired, already answered, or from another browser.
     #[error(
         "This sign-in request has expired or was already answered. Return to the application and start again."
@@ -49,6 +49,45 @@ pub enum FlowError {
     Forbidden,
     #[error(transparent)]
     Internal(#[from] InternalError),
+}
+
+/// An untrusted request with what the request carried that shows why, for the developer of the
+/// client (no secret: these are the request's own public parameters and the client's
+/// registration).
+#[derive(Debug)]
+pub struct Untrusted {
+    pub cause: UntrustedRequest,
+    pub facts: Vec<(String, String)>,
+}
+
+impl From<UntrustedRequest> for FlowError {
+    fn from(cause: UntrustedRequest) -> Self {
+        FlowError::Untrusted(Box::new(Untrusted {
+            cause,
+            facts: Vec::new(),
+        }))
+    }
+}
+
+impl FlowError {
+    /// Adds a fact to an untrusted-request error; other errors pass unchanged.
+    fn with_fact(mut self, name: &str, value: impl Into<String>) -> Self {
+        if let FlowError::Untrusted(untrusted) = &mut self {
+            untrusted
+                .facts
+                .push((name.to_owned(), shorten(value.into())));
+        }
+        self
+    }
+}
+
+/// Values shown on error pages are cut at 300 characters: enough to see a mistake.
+fn shorten(mut value: String) -> String {
+    if let Some((at, _)) = value.char_indices().nth(300) {
+        value.truncate(at);
+        value.push('…');
+    }
+    value
 }
 
 /// Result of [`begin`]: the next step, and the browser-binding cookie to set when it is new.
@@ -73,8 +112,24 @@ pub async fn begin(
         .client(client_id)
         .await
         .map_err(internal)?
-        .ok_or(UntrustedRequest::UnknownClient)?;
-    let redirect_uri = authorize::registered_redirect_uri(params, &client.client)?;
+        .ok_or_else(|| {
+            FlowError::from(UntrustedRequest::UnknownClient)
+                .with_fact("client_id received", client_id)
+        })?;
+    let redirect_uri =
+        authorize::registered_redirect_uri(params, &client.client).map_err(|cause| {
+            let mut error = FlowError::from(cause).with_fact(
+                "client",
+                format!("{} ({})", client.client.name, client.client.id),
+            );
+            if let Some(received) = params.get("redirect_uri") {
+                error = error.with_fact("redirect_uri received", received);
+            }
+            for registered in &client.client.redirect_uris {
+                error = error.with_fact("registered redirect_uri", registered.as_str());
+            }
+            error
+        })?;
     let request = match AuthorizationRequest::validate(params, &client.client, redirect_uri) {
         Ok(request) => request,
         Err(error) => {

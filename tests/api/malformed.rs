@@ -682,7 +682,19 @@ async fn a01_redirect_uri_look_alikes_show_the_error_page_and_store_nothing() {
             for (method, answer) in [("GET", got), ("POST", posted)] {
                 let what = format!("{method} {uri:?}");
                 assert_error_page(&answer, "is not registered for this client", &what);
-                assert!(!answer.body.contains("evil.test"), "{what}");
+                // The value received is shown to the developer as escaped text in the
+                // explanation, and nowhere else: never as a link, image or form target.
+                let start = answer.body.find("<details").expect("explanation");
+                let end = answer.body.find("</details>").expect("its end");
+                let outside = format!("{}{}", &answer.body[..start], &answer.body[end..]);
+                assert!(!outside.contains("evil.test"), "{what}");
+                for attribute in ["href=", "src=", "action="] {
+                    let inside = &answer.body[start..end];
+                    assert!(
+                        !inside.contains(attribute),
+                        "{what}: {attribute} in {inside}"
+                    );
+                }
             }
         }
     }

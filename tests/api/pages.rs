@@ -247,3 +247,92 @@ async fn every_page_sets_lang_viewport_labels_and_no_script() {
     assert!(consent.body.contains("app.example"), "{}", consent.body);
     assert!(consent.body.contains("see your name and username"));
 }
+
+/// The text of the error page's developer section (between `<details` and `</details>`).
+fn developer_section(page: &Answer) -> String {
+    let start = page.body.find("<details").expect("a developer section");
+    let end = page.body[start..].find("</details>").expect("its end") + start;
+    unescape_html(&page.body[start..end])
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_uri_is_explained_with_the_value_received_and_those_registered() {
+    let app = spawn_app().await;
+    let client = app.client().await;
+    let browser = Browser::new();
+    let sent = "https://app.example/cb/";
+    let page = browser
+        .authorize(
+            &app,
+            &[
+                ("response_type", "code"),
+                ("client_id", &client.id),
+                ("redirect_uri", sent),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+    assert!(page.is_error_page());
+    let section = developer_section(&page);
+    assert!(
+        section.contains("<dt>redirect_uri received</dt>"),
+        "{section}"
+    );
+    assert!(section.contains(sent), "{section}");
+    assert!(
+        section.contains(&format!(
+            "<dt>registered redirect_uri</dt><dd><code class=\"wrap\">{CB}</code>"
+        )),
+        "{section}"
+    );
+    assert!(section.contains("character for character"), "{section}");
+    assert!(section.contains(&client.id), "{section}");
+    // Nothing secret: not the client secret, nor its digest.
+    assert!(!page.body.contains(client.secret.as_deref().unwrap()));
+    // The request id of the page is the one in the header, for `latchkey explain`.
+    let id = page.header("x-request-id").unwrap();
+    assert!(
+        page.body.contains(&format!("latchkey explain {id}")),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn explanations_escape_what_they_echo_and_cut_long_values() {
+    let app = spawn_app().await;
+    let browser = Browser::new();
+    let hostile = format!("<script>alert(1)</script>{}", "x".repeat(5000));
+    let page = browser
+        .authorize(&app, &[("response_type", "code"), ("client_id", &hostile)])
+        .await;
+    assert!(page.is_error_page());
+    assert!(!page.body.contains("<script>"), "echoed input is escaped");
+    assert!(page.body.contains("&lt;script&gt;"));
+    assert!(
+        page.body.len() < 8000,
+        "a 5,000-character value is cut: {}",
+        page.body.len()
+    );
+    assert!(developer_section(&page).contains("latchkey client list"));
+}
+
+#[tokio::test]
+async fn a_missing_or_unknown_flow_and_a_forged_form_are_explained_too() {
+    let app = spawn_app().await;
+    let browser = Browser::new();
+    let page = browser.get(&app.url("/login?flow=nothing")).await;
+    assert!(page.is_error_page());
+    assert!(developer_section(&page).contains("expired"));
+    let forged = browser
+        .post_form(
+            &app.url("/login"),
+            &[
+                ("flow".to_owned(), "x".to_owned()),
+                ("csrf_token".to_owned(), "x".to_owned()),
+            ],
+        )
+        .await;
+    assert!(forged.status.is_client_error());
+    assert!(forged.body.contains("<details"), "{}", forged.body);
+}
