@@ -41,6 +41,16 @@ pub enum Command {
     /// Inspect the database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Print the timeline of the authorization flow a request belonged to: the request's
+    /// checks, login, consent, code issued and redeemed, tokens issued (values redacted). The
+    /// request id is on every error page, in every JSON error and in the X-Request-Id header.
+    Explain {
+        #[arg(allow_hyphen_values = true)]
+        request_id: String,
+        /// Print the events as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure a running server: throughput, latency quantiles, errors, server memory and CPU.
     Bench(BenchArgs),
 }

@@ -63,3 +63,19 @@ where
         .with_span_list(false)
         .with_writer(std::io::stderr)
 }
+
+tokio::task_local! {
+    /// The id of the request being answered (the `x-request-id` header, also in every log line
+    /// of the request's span), for error pages, JSON errors and the flow trail.
+    static REQUEST_ID_IN_SCOPE: String;
+}
+
+/// The id of the request being answered, when called while answering one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID_IN_SCOPE.try_with(String::clone).ok()
+}
+
+/// Runs `work` with `id` as the [`current_request_id`].
+pub async fn with_request_id<T>(id: String, work: impl std::future::Future<Output = T>) -> T {
+    REQUEST_ID_IN_SCOPE.scope(id, work).await
+}

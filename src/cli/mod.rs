@@ -1,6 +1,7 @@
 //! The commands: parse what the user typed, call the service, print one JSON value.
 
 mod client;
+mod explain;
 mod serve;
 mod user;
 
@@ -27,6 +28,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
         Command::Keys(command) => {
             keys(open(&cli.database_url).await?.as_ref(), &sealer, command).await
+        }
+        Command::Explain { request_id, json } => {
+            explain::run(open(&cli.database_url).await?.as_ref(), &request_id, json).await
         }
         Command::Db(DbCommand::Stats) => {
             let counts = open(&cli.database_url).await?.table_counts().await?;

@@ -69,16 +69,7 @@ impl AppState {
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-tokio::task_local! {
-    /// The id of the request being answered (the `x-request-id` header, also in every log line
-    /// of the request's span), for error pages to show.
-    static REQUEST_ID_IN_SCOPE: String;
-}
-
-/// The id of the request being answered, when called while answering one.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID_IN_SCOPE.try_with(String::clone).ok()
-}
+pub use crate::telemetry::current_request_id;
 
 /// Makes the request id available to [`current_request_id`] while the request is answered.
 async fn scope_request_id(request: Request<axum::body::Body>, next: Next) -> Response {
@@ -88,7 +79,7 @@ async fn scope_request_id(request: Request<axum::body::Body>, next: Next) -> Res
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    REQUEST_ID_IN_SCOPE.scope(id, next.run(request)).await
+    crate::telemetry::with_request_id(id, next.run(request)).await
 }
 
 /// Form bodies are small; anything larger is refused before parsing (checklist item 64).

@@ -10,6 +10,7 @@
 use url::Url;
 
 use super::oidc;
+use super::trail::Detail;
 use super::{InternalError, Latchkey, session};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::authorize::{self, AuthorizationRequest};
@@ -81,6 +82,21 @@ impl FlowError {
     }
 }
 
+/// Records an untrusted request in the trail and returns it.
+fn refused(svc: &Latchkey, now: i64, error: FlowError) -> FlowError {
+    if let FlowError::Untrusted(untrusted) = &error {
+        let mut detail = Detail::new()
+            .with("reason", untrusted.cause.to_string())
+            .with("answered", "error page, no redirect");
+        for (name, value) in &untrusted.facts {
+            detail = detail.append(name, value);
+        }
+        svc.trail
+            .record(now, None, None, "authorization_request_refused", detail);
+    }
+    error
+}
+
 /// Values shown on error pages are cut at 300 characters: enough to see a mistake.
 fn shorten(mut value: String) -> String {
     if let Some((at, _)) = value.char_indices().nth(300) {
@@ -128,7 +144,7 @@ pub async fn begin(
             for registered in &client.client.redirect_uris {
                 error = error.with_fact("registered redirect_uri", registered.as_str());
             }
-            error
+            refused(svc, now, error)
         })?;
     let request = match AuthorizationRequest::validate(params, &client.client, redirect_uri) {
         Ok(request) => request,
@@ -137,6 +153,14 @@ pub async fn begin(
             let state = params
                 .get("state")
                 .filter(|state| authorize::is_valid_state(state));
+            let detail = Detail::new()
+                .with("client_id", client.client.id.as_str())
+                .with("redirect_uri", redirect_uri)
+                .with("error", error.code().as_str())
+                .with("reason", error.to_string())
+                .with("answered", "by redirect to the client");
+            svc.trail
+                .record(now, None, None, "authorization_request_refused", detail);
             let next = Next::Client(error_response(
                 &svc.settings.issuer,
                 redirect_uri,
@@ -203,6 +227,41 @@ pub async fn begin(
         .insert_pending_request(&pending)
         .await
         .map_err(internal)?;
+    let request = &pending.request;
+    let detail = Detail::new()
+        .with("client_id", request.client_id.as_str())
+        .with("redirect_uri", request.redirect_uri.as_str())
+        .with("scope", request.scope.to_string())
+        .redacted("state", request.state.as_deref())
+        .redacted("nonce", request.oidc.nonce.as_deref())
+        .with(
+            "pkce",
+            if request.code_challenge.is_some() {
+                "S256"
+            } else {
+                "none (client opted out)"
+            },
+        )
+        .with("prompt", request.prompt.as_string())
+        .with(
+            "checks",
+            "client known, redirect_uri registered, parameters valid",
+        )
+        .with(
+            "session",
+            if session.is_some() {
+                "signed in already"
+            } else {
+                "none: login page next"
+            },
+        );
+    svc.trail.record(
+        now,
+        Some(&pending.id_hash),
+        None,
+        "authorization_request",
+        detail,
+    );
     let next = match session {
         None => Next::Login { flow },
         Some(_) => after_login(svc, &client.client, &pending, flow, now).await?,
@@ -271,6 +330,15 @@ pub async fn login(
     let user = session::verify_credentials(svc, &form.username, form.password, address).await?;
     let Some(user) = user else {
         tracing::info!(target: "audit", event = "login_failed", client_id = %client.id, username = %form.username);
+        // Not the username: a password typed into that field must not be stored.
+        let detail = Detail::new().with("reason", "wrong username or password");
+        svc.trail.record(
+            svc.now(),
+            Some(&pending.id_hash),
+            None,
+            "login_failed",
+            detail,
+        );
         return Ok(LoginOutcome::Failed(LoginPage {
             flow: form.flow.clone(),
             csrf_token: form.csrf_token,
@@ -290,6 +358,11 @@ pub async fn login(
         return Err(FlowError::UnknownFlow);
     }
     tracing::info!(target: "audit", event = "login_succeeded", client_id = %client.id, sub = %user.id, username = %user.username);
+    let detail = Detail::new()
+        .with("sub", user.id.as_str())
+        .with("username", user.username.as_str());
+    svc.trail
+        .record(now, Some(&pending.id_hash), None, "login_succeeded", detail);
     let pending = PendingRequest {
         user_id: Some(user.id),
         auth_time: Some(now),
@@ -389,6 +462,9 @@ pub async fn decide(
             return Err(FlowError::UnknownFlow);
         }
         tracing::info!(target: "audit", event = "consent_refused", client_id = %client.id);
+        let detail = Detail::new().with("answered", "access_denied by redirect to the client");
+        svc.trail
+            .record(now, Some(&pending.id_hash), None, "consent_denied", detail);
         return Ok(redirect_error(
             svc,
             &pending.request,
@@ -406,6 +482,11 @@ pub async fn decide(
         |s| s.union(&pending.request.scope),
     );
     tracing::info!(target: "audit", event = "consent_given", client_id = %client.id, sub = %user_id);
+    let detail = Detail::new()
+        .with("scope", pending.request.scope.to_string())
+        .with("consent now covers", granted.to_string());
+    svc.trail
+        .record(now, Some(&pending.id_hash), None, "consent_given", detail);
     let url = issue_code(svc, &pending, Some(&granted), now).await?;
     Ok(Next::Client(url))
 }
@@ -428,9 +509,25 @@ async fn after_login(
         .map_err(internal)?
         .is_some_and(|granted| request.scope.is_subset(&granted));
     if covered && !request.prompt.consent {
+        let detail = Detail::new().with("consent", "an earlier consent covers the scope");
+        svc.trail.record(
+            now,
+            Some(&pending.id_hash),
+            None,
+            "consent_remembered",
+            detail,
+        );
         return Ok(Next::Client(issue_code(svc, pending, None, now).await?));
     }
     if request.prompt.none {
+        let detail = Detail::new().with("answered", "consent_required (prompt=none)");
+        svc.trail.record(
+            now,
+            Some(&pending.id_hash),
+            None,
+            "consent_required",
+            detail,
+        );
         svc.store
             .deny_pending_request(&pending.id_hash, now)
             .await
@@ -477,6 +574,18 @@ async fn issue_code(
         return Err(FlowError::UnknownFlow);
     }
     tracing::info!(target: "audit", event = "code_issued", client_id = %request.client_id, sub = %new_code.grant.user_id);
+    let detail = Detail::new()
+        .with("code", "[redacted]")
+        .with("scope", new_code.grant.scope.to_string())
+        .with("expires_in", svc.settings.code_ttl)
+        .with("sent to", request.redirect_uri.as_str());
+    svc.trail.record(
+        now,
+        Some(&pending.id_hash),
+        Some(&new_code.grant.grant_id),
+        "code_issued",
+        detail,
+    );
     let mut pairs = vec![("code", code.expose())];
     if let Some(state) = &request.state {
         pairs.push(("state", state));

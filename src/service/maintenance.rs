@@ -17,6 +17,10 @@ use crate::store::{PurgeReport, StoreError};
 
 /// How long expired codes and ended grants are kept before deletion.
 pub const RETENTION_SECONDS: i64 = 24 * 3600;
+/// How long the flow trail (`latchkey explain`) keeps events.
+pub const TRAIL_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
+/// The flow trail keeps at most this many events, whatever their age.
+pub const TRAIL_MAX_EVENTS: i64 = 1_000_000;
 /// Rows of each kind deleted per statement.
 pub const BATCH: i64 = 500;
 /// Batches per pass at most, so one pass stays short; the next pass continues.
@@ -50,11 +54,17 @@ pub async fn run_once(
         total.sessions += pass.sessions;
         total.authorization_codes += pass.authorization_codes;
         total.grants += pass.grants;
+        let flow_events = svc
+            .store
+            .purge_flow_events(now - TRAIL_RETENTION_SECONDS, TRAIL_MAX_EVENTS, BATCH)
+            .await?;
+        total.flow_events += flow_events;
         let full = [
             pass.pending_requests,
             pass.sessions,
             pass.authorization_codes,
             pass.grants,
+            flow_events,
         ]
         .iter()
         .any(|&n| n >= BATCH as u64);
@@ -81,6 +91,7 @@ pub fn spawn(svc: Arc<Latchkey>, interval: Duration) -> tokio::task::JoinHandle<
                         sessions = report.sessions,
                         authorization_codes = report.authorization_codes,
                         grants = report.grants,
+                        flow_events = report.flow_events,
                         "expired rows removed"
                     );
                 }

@@ -12,6 +12,7 @@ pub mod resource;
 pub mod session;
 pub mod throttle;
 pub mod token;
+pub mod trail;
 
 use std::sync::Arc;
 
@@ -72,6 +73,8 @@ pub struct Latchkey {
     pub settings: Settings,
     /// Failed password and client-secret attempts on this node.
     pub throttle: throttle::Throttle,
+    /// Each flow's steps, for `latchkey explain`.
+    pub trail: trail::Trail,
 }
 
 impl Latchkey {
@@ -83,6 +86,7 @@ impl Latchkey {
     ) -> Result<Self, KeyError> {
         let keys = KeyRing::load_or_create(store.as_ref(), &settings.sealer, clock.now()).await?;
         Ok(Latchkey {
+            trail: trail::Trail::spawn(store.clone()),
             store,
             clock,
             keys: std::sync::RwLock::new(Arc::new(keys)),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::trail::Detail;
 use super::{InternalError, Latchkey, oidc, throttle};
 use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::access_token::{self, AccessTokenClaims};
@@ -156,15 +157,45 @@ async fn exchange_code(
         CodeRedemption::Issued(grant) => grant,
         CodeRedemption::Rejected(error) => {
             tracing::info!(target: "audit", event = "code_rejected", client_id = %client.id, reason = %error);
+            let detail = Detail::new()
+                .with("client_id", client.id.as_str())
+                .with("error", error.code().as_str())
+                .with("reason", error.to_string());
+            svc.trail.record(now, None, None, "code_rejected", detail);
             return Err(error.into());
         }
         CodeRedemption::Replayed { grant_id } => {
             tracing::warn!(target: "audit", event = "authorization_code_reuse", client_id = %client.id, grant_id = %grant_id);
+            let detail = Detail::new()
+                .with("client_id", client.id.as_str())
+                .with("reason", TokenError::CodeReplayed.to_string());
+            svc.trail
+                .record(now, None, Some(&grant_id), "code_replayed", detail);
             return Err(TokenError::CodeReplayed.into());
         }
-        CodeRedemption::Unknown => return Err(TokenError::InvalidCode.into()),
+        CodeRedemption::Unknown => {
+            let detail = Detail::new()
+                .with("client_id", client.id.as_str())
+                .with("reason", TokenError::InvalidCode.to_string());
+            svc.trail.record(now, None, None, "code_rejected", detail);
+            return Err(TokenError::InvalidCode.into());
+        }
     };
     tracing::info!(target: "audit", event = "code_redeemed", client_id = %client.id, sub = %grant.user_id, grant_id = %grant.grant_id);
+    let detail = Detail::new()
+        .with("client_id", client.id.as_str())
+        .with("redirect_uri", "matched the authorization request")
+        .with(
+            "pkce",
+            if grant.code_challenge.is_some() {
+                "code_verifier matched (S256)"
+            } else {
+                "not used (client opted out)"
+            },
+        )
+        .with("refresh_token", with_refresh);
+    svc.trail
+        .record(now, None, Some(&grant.grant_id), "code_redeemed", detail);
     let access_token = sign(
         svc,
         client,
@@ -210,15 +241,43 @@ async fn refresh(
         RefreshRotation::Rotated { grant, scope } => (grant, scope),
         RefreshRotation::Rejected(error) => {
             tracing::info!(target: "audit", event = "refresh_rejected", client_id = %client.id, reason = %error);
+            let detail = Detail::new()
+                .with("client_id", client.id.as_str())
+                .with("error", error.code().as_str())
+                .with("reason", error.to_string());
+            svc.trail
+                .record(now, None, None, "refresh_rejected", detail);
             return Err(error.into());
         }
         RefreshRotation::Replayed { grant_id } => {
             tracing::warn!(target: "audit", event = "refresh_token_reuse_detected", client_id = %client.id, grant_id = %grant_id);
+            let detail = Detail::new()
+                .with("client_id", client.id.as_str())
+                .with("reason", TokenError::RefreshReplayed.to_string());
+            svc.trail
+                .record(now, None, Some(&grant_id), "refresh_token_replayed", detail);
             return Err(TokenError::RefreshReplayed.into());
         }
-        RefreshRotation::Unknown => return Err(TokenError::InvalidRefreshToken.into()),
+        RefreshRotation::Unknown => {
+            let detail = Detail::new()
+                .with("client_id", client.id.as_str())
+                .with("reason", TokenError::InvalidRefreshToken.to_string());
+            svc.trail
+                .record(now, None, None, "refresh_rejected", detail);
+            return Err(TokenError::InvalidRefreshToken.into());
+        }
     };
     tracing::info!(target: "audit", event = "token_refreshed", client_id = %client.id, sub = %grant.user_id, grant_id = %grant.grant_id);
+    let detail = Detail::new()
+        .with("client_id", client.id.as_str())
+        .with("scope", scope.to_string());
+    svc.trail.record(
+        now,
+        None,
+        Some(&grant.grant_id),
+        "refresh_token_rotated",
+        detail,
+    );
     let access_token = sign(
         svc,
         client,
@@ -354,5 +413,15 @@ fn sign(
     let token = access_token::sign(&claims, key).map_err(|e| TokenFailure::Internal(e.into()))?;
     // The `jti` names the token without being it.
     tracing::info!(target: "audit", event = "access_token_issued", client_id = %client.id, sub = %sub, grant_id = %grant_id, jti = %claims.jti);
+    let detail = Detail::new()
+        .with("jti", claims.jti.as_str())
+        .with("sub", sub)
+        .with("aud", claims.aud.as_str())
+        .with("scope", claims.scope.as_str())
+        .with("alg", client.access_token_alg.as_str())
+        .with("expires_in", svc.settings.access_token_ttl);
+    let grant = (!grant_id.is_empty()).then_some(grant_id);
+    svc.trail
+        .record(now, None, grant, "access_token_issued", detail);
     Ok(token)
 }

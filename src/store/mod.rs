@@ -321,6 +321,21 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<String>, StoreError>;
 
+    /// Appends events to the flow trail (`latchkey explain`), in one statement.
+    async fn append_flow_events(&self, events: &[FlowEvent]) -> Result<(), StoreError>;
+    /// The events of every flow the request `request_id` took part in, oldest first: the
+    /// request's own events, those of the same authorization request (`flow`) and those of the
+    /// grant it led to (`grant_id`), whichever step the request id belongs to.
+    async fn flow_events(&self, request_id: &str) -> Result<Vec<FlowEvent>, StoreError>;
+    /// Deletes at most `batch` flow events recorded before `before`, or older than the newest
+    /// `keep` (so a flood of refused requests cannot grow the trail without bound).
+    async fn purge_flow_events(
+        &self,
+        before: i64,
+        keep: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError>;
+
     /// A trivial query: is the database reachable (readiness)?
     async fn ping(&self) -> Result<(), StoreError>;
     /// Rows per table, for `latchkey db stats`.
@@ -346,6 +361,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PurgeReport, StoreError>;
 }
 
+/// One step of an authorization flow, as `latchkey explain` prints it. No secret is ever part
+/// of it: codes and tokens appear as their `jti` or not at all, `state` and `nonce` as their
+/// length.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct FlowEvent {
+    pub at: i64,
+    /// The `x-request-id` of the HTTP request the step happened in.
+    pub request_id: String,
+    /// Label of the authorization request (see `service::trail::flow_label`).
+    pub flow: Option<String>,
+    pub grant_id: Option<String>,
+    pub event: String,
+    /// A JSON object of the step's redacted facts.
+    pub detail: String,
+}
+
 /// What one purge pass deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -353,16 +384,22 @@ pub struct PurgeReport {
     pub sessions: u64,
     pub authorization_codes: u64,
     pub grants: u64,
+    /// Flow-trail events past their retention ([`Store::purge_flow_events`]).
+    pub flow_events: u64,
 }
 
 impl PurgeReport {
     pub fn total(&self) -> u64 {
-        self.pending_requests + self.sessions + self.authorization_codes + self.grants
+        self.pending_requests
+            + self.sessions
+            + self.authorization_codes
+            + self.grants
+            + self.flow_events
     }
 }
 
 /// The tables `latchkey db stats` reports, in schema order.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "clients",
     "users",
     "signing_keys",
@@ -373,6 +410,7 @@ pub const TABLES: [&str; 10] = [
     "authorization_codes",
     "refresh_tokens",
     "leases",
+    "flow_events",
 ];
 
 /// Connection-pool size when `--database-max-connections` is not given.

@@ -21,7 +21,7 @@ macro_rules! sql_store {
             use crate::store::{
                 UserClaims, ClientRecord, CodeCheck, CodeRedemption, ConsentRecord, NewAuthorizationCode, NewRefreshToken,
                 PendingRequest, RefreshCheck, RefreshRotation, SessionRecord, SigningKeyRecord, Store, StoreError,
-                KeyRetirement, PurgeReport, SigningKeyInfo, TABLES, UserRecord,
+                KeyRetirement, PurgeReport, SigningKeyInfo, TABLES, UserRecord, FlowEvent,
             };
             use crate::protocol::types::SigningAlg;
 
@@ -719,6 +719,54 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
+                async fn append_flow_events(&self, events: &[FlowEvent]) -> Result<(), StoreError> {
+                    if events.is_empty() {
+                        return Ok(());
+                    }
+                    let events = events.to_vec();
+                    let store = self.clone();
+                    self.on_writer(async move {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO flow_events (at, request_id, flow, grant_id, event, detail) ",
+                        );
+                        insert.push_values(&events, |mut row, e| {
+                            row.push_bind(e.at)
+                                .push_bind(&e.request_id)
+                                .push_bind(&e.flow)
+                                .push_bind(&e.grant_id)
+                                .push_bind(&e.event)
+                                .push_bind(&e.detail);
+                        });
+                        insert.build().execute(&store.writer).await?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn flow_events(&self, request_id: &str) -> Result<Vec<FlowEvent>, StoreError> {
+                    // The request's events name a flow and/or a grant; a flow's events name the
+                    // grant it led to and a grant's events the flow that started it.
+                    let events = sqlx::query_as(
+                        "WITH seed AS (SELECT flow, grant_id FROM flow_events WHERE request_id = $1),                          flows AS (SELECT flow FROM seed WHERE flow IS NOT NULL                            UNION SELECT flow FROM flow_events WHERE flow IS NOT NULL                            AND grant_id IN (SELECT grant_id FROM seed WHERE grant_id IS NOT NULL)),                          grants AS (SELECT grant_id FROM seed WHERE grant_id IS NOT NULL                            UNION SELECT grant_id FROM flow_events WHERE grant_id IS NOT NULL                            AND flow IN (SELECT flow FROM flows))                          SELECT at, request_id, flow, grant_id, event, detail FROM flow_events                          WHERE request_id = $1 OR flow IN (SELECT flow FROM flows)                          OR grant_id IN (SELECT grant_id FROM grants) ORDER BY id",
+                    )
+                    .bind(request_id)
+                    .fetch_all(&self.reader)
+                    .await?;
+                    Ok(events)
+                }
+
+                async fn purge_flow_events(&self, before: i64, keep: i64, batch: i64) -> Result<u64, StoreError> {
+                    let done = sqlx::query(
+                        "DELETE FROM flow_events WHERE id IN (SELECT id FROM flow_events WHERE at <= $1                          OR id <= (SELECT MAX(id) FROM flow_events) - $2 LIMIT $3)",
+                    )
+                    .bind(before)
+                    .bind(keep)
+                    .bind(batch)
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
                 async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
                     let mut counts = Vec::with_capacity(TABLES.len());
                     for table in TABLES {
@@ -785,7 +833,7 @@ macro_rules! sql_store {
                     )
                     .await?
                     .rows_affected();
-                    Ok(PurgeReport { pending_requests, sessions, authorization_codes, grants })
+                    Ok(PurgeReport { pending_requests, sessions, authorization_codes, grants, flow_events: 0 })
                 }
                         }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use sqlx::Connection;
 
 use super::{
-    ClientRecord, CodeRedemption, NewAuthorizationCode, NewRefreshToken, PendingRequest, PgStore,
-    PurgeReport, RefreshRotation, SessionRecord, SigningKeyRecord, SqliteStore, Store, StoreError,
-    TABLES, UserRecord,
+    ClientRecord, CodeRedemption, FlowEvent, NewAuthorizationCode, NewRefreshToken, PendingRequest,
+    PgStore, PurgeReport, RefreshRotation, SessionRecord, SigningKeyRecord, SqliteStore, Store,
+    StoreError, TABLES, UserRecord,
 };
 use crate::protocol::authorize::{AuthorizationRequest, OidcParameters, Prompt};
 use crate::protocol::error::TokenError;
@@ -1718,6 +1718,7 @@ async fn purge_deletes_only_what_is_past_the_cutoffs(s: S) {
             sessions: 2,
             authorization_codes: 1,
             grants: 2,
+            flow_events: 0,
         }
     );
 
@@ -1855,8 +1856,103 @@ async fn table_counts_lists_every_table(s: S) {
             ("authorization_codes", 1),
             ("refresh_tokens", 1),
             ("leases", 1),
+            ("flow_events", 0),
         ]
     );
+}
+
+fn trail_event(
+    at: i64,
+    request_id: &str,
+    flow: Option<&str>,
+    grant_id: Option<&str>,
+    event: &str,
+) -> FlowEvent {
+    FlowEvent {
+        at,
+        request_id: request_id.to_owned(),
+        flow: flow.map(str::to_owned),
+        grant_id: grant_id.map(str::to_owned),
+        event: event.to_owned(),
+        detail: format!(r#"{{"step":"{event}"}}"#),
+    }
+}
+
+async fn flow_events_link_requests_by_flow_and_grant(s: S) {
+    let events = [
+        trail_event(
+            NOW,
+            "r-authorize",
+            Some("f1"),
+            None,
+            "authorization_request",
+        ),
+        trail_event(NOW + 1, "r-login", Some("f1"), None, "login_succeeded"),
+        trail_event(NOW + 2, "r-consent", Some("f1"), Some("g1"), "code_issued"),
+        trail_event(NOW + 3, "r-token", None, Some("g1"), "code_redeemed"),
+        trail_event(NOW + 3, "r-token", None, Some("g1"), "access_token_issued"),
+        trail_event(
+            NOW + 9,
+            "r-refresh",
+            None,
+            Some("g1"),
+            "refresh_token_rotated",
+        ),
+        // Another flow, and a refused request linked to nothing.
+        trail_event(NOW, "r-other", Some("f2"), None, "authorization_request"),
+        trail_event(
+            NOW,
+            "r-refused",
+            None,
+            None,
+            "authorization_request_refused",
+        ),
+    ];
+    s.append_flow_events(&events).await.expect("append");
+    s.append_flow_events(&[]).await.expect("nothing to append");
+    let whole: Vec<FlowEvent> = events[..6].to_vec();
+    // Whichever step's request id is asked about, the whole flow comes back, in order.
+    for request_id in [
+        "r-authorize",
+        "r-login",
+        "r-consent",
+        "r-token",
+        "r-refresh",
+    ] {
+        assert_eq!(
+            s.flow_events(request_id).await.expect("events"),
+            whole,
+            "{request_id}"
+        );
+    }
+    assert_eq!(
+        s.flow_events("r-other").await.expect("events"),
+        vec![events[6].clone()]
+    );
+    assert_eq!(
+        s.flow_events("r-refused").await.expect("events"),
+        vec![events[7].clone()]
+    );
+    assert!(s.flow_events("r-unknown").await.expect("events").is_empty());
+
+    // Purging takes what is older than the cutoff, in batches.
+    assert_eq!(
+        s.purge_flow_events(NOW + 1, 100, 2).await.expect("purge"),
+        2
+    );
+    assert_eq!(
+        s.purge_flow_events(NOW + 1, 100, 100).await.expect("purge"),
+        2
+    );
+    let left = s.flow_events("r-refresh").await.expect("events");
+    assert_eq!(left.len(), 4, "{left:?}");
+    // Beyond the newest `keep`, older events go whatever their age.
+    assert_eq!(
+        s.purge_flow_events(NOW - 1, 1, 100).await.expect("purge"),
+        3
+    );
+    let left = s.flow_events("r-refresh").await.expect("events");
+    assert_eq!(left, vec![events[5].clone()]);
 }
 
 async fn ping_answers(s: S) {
@@ -1931,5 +2027,6 @@ contract!(
     purge_deletes_only_what_is_past_the_cutoffs,
     purge_respects_the_batch_limit,
     table_counts_lists_every_table,
+    flow_events_link_requests_by_flow_and_grant,
     ping_answers,
 );

@@ -13,6 +13,7 @@ mod client_credentials;
 mod crash;
 mod end_session;
 mod example;
+mod explain;
 mod faults;
 mod hardening;
 mod helpers;
