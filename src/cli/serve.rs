@@ -62,10 +62,17 @@ pub async fn run(
             "signing keys are stored unencrypted; give --secret-key-file to encrypt them at rest"
         );
     }
+    let mut playground = None;
     if args.demo {
         let demo =
             admin::ensure_demo(svc.store.as_ref(), &svc.settings.issuer, clock.now()).await?;
         print_demo(&svc.settings.issuer, &demo);
+        playground = Some(Arc::new(http::Playground::new(
+            demo.playground_secret,
+            demo.playground_redirect_uri,
+            svc.settings.issuer.clone(),
+            listener.local_addr()?,
+        )));
     }
     tracing::info!(issuer = %svc.settings.issuer, address = %listener.local_addr()?, "latchkey is listening");
     maintenance::spawn(svc.clone(), args.cleanup_interval);
@@ -73,6 +80,7 @@ pub async fn run(
     let state = AppState {
         trusted_proxies: args.trusted_proxies.clone(),
         pages: Arc::new(pages),
+        playground,
         ..AppState::new(svc)
     };
     let app = http::router(state, args.demo);
@@ -123,6 +131,7 @@ fn print_demo(issuer: &str, demo: &admin::Demo) {
          curl -s -u '{client}:{secret}' -d grant_type=authorization_code -d code=PASTE_CODE \\\n     \
          --data-urlencode 'redirect_uri={redirect}' -d code_verifier={verifier} {issuer}{token}\n\n\
          4. Call userinfo with the access token:\n\n   curl -s -H 'Authorization: Bearer PASTE_TOKEN' {issuer}{userinfo}\n\n\
+         Or watch the whole flow step by step in the playground: {issuer}{playground}\n\n\
          The client secret and password are new on every start of --demo.\n",
         user = admin::DEMO_USERNAME,
         password = demo.password.expose(),
@@ -131,5 +140,6 @@ fn print_demo(issuer: &str, demo: &admin::Demo) {
         redirect = demo.redirect_uri,
         token = paths::TOKEN,
         userinfo = paths::USERINFO,
+        playground = paths::PLAYGROUND,
     );
 }

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod metadata;
 mod pages;
+mod playground;
 mod token;
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,7 @@ use crate::service::Latchkey;
 pub use brand::Branding;
 pub use extract::CookiePolicy;
 pub use pages::Pages;
+pub use playground::Playground;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -45,6 +47,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The templates, stylesheet and branding of the pages.
     pub pages: Arc<Pages>,
+    /// The flow playground's sample client, in demo mode only.
+    pub playground: Option<Arc<Playground>>,
 }
 
 impl AppState {
@@ -61,6 +65,7 @@ impl AppState {
             issuer_origin,
             trusted_proxies: Vec::new(),
             pages: Arc::new(Pages::built_in()),
+            playground: None,
         }
     }
 }
@@ -151,13 +156,19 @@ pub fn router(state: AppState, demo: bool) -> Router {
         .route(paths::HEALTH_LIVE, get(metadata::live))
         .route(paths::HEALTH_READY, get(metadata::ready));
     if demo {
-        router = router.route(
-            paths::DEMO_CALLBACK,
-            get(metadata::demo_callback).layer(middleware::map_response_with_state(
+        let demo_pages = Router::new()
+            .route(paths::DEMO_CALLBACK, get(metadata::demo_callback))
+            .route(paths::PLAYGROUND, get(playground::show))
+            .route(paths::PLAYGROUND_START, post(playground::start))
+            .route(paths::PLAYGROUND_CALLBACK, get(playground::callback))
+            .route(paths::PLAYGROUND_EXCHANGE, post(playground::exchange))
+            .route(paths::PLAYGROUND_REFRESH, post(playground::refresh))
+            .route(paths::PLAYGROUND_USERINFO, post(playground::userinfo))
+            .layer(middleware::map_response_with_state(
                 state.clone(),
                 with_page_headers,
-            )),
-        );
+            ));
+        router = router.merge(demo_pages);
     }
     router
         .layer(middleware::map_response_with_state(

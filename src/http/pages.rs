@@ -36,6 +36,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "demo_callback.html",
         include_str!("../../templates/demo_callback.html"),
     ),
+    (
+        "playground.html",
+        include_str!("../../templates/playground.html"),
+    ),
 ];
 
 /// The stylesheet an override directory may replace.
@@ -431,6 +435,12 @@ impl Page for EndSessionConfirm<'_> {
 /// Values for rendering every page at start: each branch a template may take, so an override
 /// that names an unknown variable fails then.
 fn samples() -> Vec<(&'static str, Value)> {
+    let mut samples = page_samples();
+    samples.extend(super::playground::samples());
+    samples
+}
+
+fn page_samples() -> Vec<(&'static str, Value)> {
     let login = |failed| Login {
         flow: "flow",
         csrf_token: "csrf",

@@ -28,6 +28,12 @@ pub mod paths {
     pub const HEALTH_LIVE: &str = "/health/live";
     pub const HEALTH_READY: &str = "/health/ready";
     pub const DEMO_CALLBACK: &str = "/demo/callback";
+    pub const PLAYGROUND: &str = "/playground";
+    pub const PLAYGROUND_START: &str = "/playground/start";
+    pub const PLAYGROUND_CALLBACK: &str = "/playground/callback";
+    pub const PLAYGROUND_EXCHANGE: &str = "/playground/exchange";
+    pub const PLAYGROUND_REFRESH: &str = "/playground/refresh";
+    pub const PLAYGROUND_USERINFO: &str = "/playground/userinfo";
 }
 
 /// RFC 8414 §2 metadata, with the fields CONTRACT §4 promises.

@@ -346,6 +346,8 @@ pub async fn is_public_client_origin(store: &dyn Store, origin: &str) -> bool {
 
 /// The demo client's fixed id.
 pub const DEMO_CLIENT_ID: &str = "latchkey-demo";
+/// The playground's sample client (`/playground`, demo mode only).
+pub const PLAYGROUND_CLIENT_ID: &str = "latchkey-playground";
 /// The demo user's username.
 pub const DEMO_USERNAME: &str = "demo";
 
@@ -355,20 +357,58 @@ pub struct Demo {
     pub client_secret: ClientSecret,
     pub password: Password,
     pub redirect_uri: String,
+    /// The playground client's secret: kept in the server's memory, never sent to a browser.
+    pub playground_secret: ClientSecret,
+    pub playground_redirect_uri: String,
+}
+
+/// Creates `id` with `redirect_uri`, or re-creates it when the issuer (and so the redirect URI)
+/// changed since the last start; returns a fresh secret.
+async fn ensure_demo_client(
+    store: &dyn Store,
+    id: &str,
+    name: &str,
+    redirect_uri: &str,
+    now: i64,
+) -> Result<ClientSecret, AdminError> {
+    let current = store.client(id).await?;
+    let stale = current
+        .as_ref()
+        .is_some_and(|c| !c.client.redirect_uris.iter().any(|r| r == redirect_uri));
+    if stale {
+        delete_client(store, id).await?;
+    }
+    if current.is_none() || stale {
+        let new = NewClient {
+            id: Some(id.to_owned()),
+            ..NewClient::new(name, redirect_uri)
+        };
+        create_client(store, new, now).await?;
+    }
+    rotate_secret(store, id).await
 }
 
 /// Creates the demo client and user once; on every start gives both fresh credentials, since
 /// only digests of the old ones are kept and they cannot be printed again.
 pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<Demo, AdminError> {
     let redirect_uri = format!("{issuer}/demo/callback");
-    if store.client(DEMO_CLIENT_ID).await?.is_none() {
-        let new = NewClient {
-            id: Some(DEMO_CLIENT_ID.to_owned()),
-            ..NewClient::new("Latchkey demo app", redirect_uri.clone())
-        };
-        create_client(store, new, now).await?;
-    }
-    let client_secret = rotate_secret(store, DEMO_CLIENT_ID).await?;
+    let client_secret = ensure_demo_client(
+        store,
+        DEMO_CLIENT_ID,
+        "Latchkey demo app",
+        &redirect_uri,
+        now,
+    )
+    .await?;
+    let playground_redirect_uri = format!("{issuer}/playground/callback");
+    let playground_secret = ensure_demo_client(
+        store,
+        PLAYGROUND_CLIENT_ID,
+        "Latchkey playground",
+        &playground_redirect_uri,
+        now,
+    )
+    .await?;
     let password = crypto::random_token()[..16].to_owned();
     if store.user_by_username(DEMO_USERNAME).await?.is_none() {
         let new = NewUser {
@@ -385,5 +425,7 @@ pub async fn ensure_demo(store: &dyn Store, issuer: &str, now: i64) -> Result<De
         client_secret,
         password: Password::new(password),
         redirect_uri,
+        playground_secret,
+        playground_redirect_uri,
     })
 }

@@ -27,6 +27,7 @@ mod oauth2_client;
 mod oidc;
 mod oidc_client;
 mod pages;
+mod playground;
 mod refresh;
 mod resource;
 mod token;
