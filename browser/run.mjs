@@ -53,7 +53,7 @@ async function assertAccessible(page, what) {
   });
   const result = await page.evaluate(async () =>
     // eslint-disable-next-line no-undef
-    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } }),
   );
   const violations = result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
   assert.deepEqual(violations, [], `${what}: accessibility violations`);

@@ -172,6 +172,9 @@ pub struct ServeArgs {
     /// flow playground at /playground.
     #[arg(long, env = "LATCHKEY_DEMO")]
     pub demo: bool,
+    /// Do not record flow steps for `latchkey explain`.
+    #[arg(long, env = "LATCHKEY_NO_FLOW_TRAIL")]
+    pub no_flow_trail: bool,
     /// Name shown at the top of every page and in page titles.
     #[arg(long, env = "LATCHKEY_BRAND_NAME")]
     pub brand_name: Option<String>,

@@ -49,6 +49,7 @@ pub async fn run(
         refresh_token_ttl: args.refresh_token_ttl.as_secs() as i64,
         refresh_token_idle_ttl: args.refresh_token_idle_ttl.as_secs() as i64,
         sealer: Arc::new(sealer),
+        flow_trail: !args.no_flow_trail,
         ..Settings::new(issuer)
     };
     let clock = Arc::new(SystemClock);

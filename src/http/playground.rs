@@ -587,47 +587,21 @@ fn posted_session(playground: &Playground, jar: &CookieJar, form: &StepForm) -> 
         .filter(|s| crypto::ct_eq(s.csrf_token.as_bytes(), form.csrf_token.as_bytes()))
 }
 
+/// The steps a form on the page posts.
+#[derive(Clone, Copy)]
+enum Step {
+    Exchange,
+    Refresh,
+    Userinfo,
+}
+
 /// `POST /playground/exchange`: the token request, sent from the server.
 pub async fn exchange(
     State(state): State<AppState>,
     jar: CookieJar,
     Form(form): Form<StepForm>,
 ) -> Response {
-    let Some(playground) = state.playground.as_deref() else {
-        return not_found();
-    };
-    let Some(mut session) = posted_session(playground, &jar, &form) else {
-        return Redirect::to(paths::PLAYGROUND).into_response();
-    };
-    let Some(code) = session.callback.as_ref().and_then(|c| c.code.clone()) else {
-        return Redirect::to(paths::PLAYGROUND).into_response();
-    };
-    let redirect_uri = playground.redirect_uri.clone();
-    let verifier = session.verifier.clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let shown = [
-        ("grant_type", "authorization_code".to_owned()),
-        ("code", code.clone()),
-        ("redirect_uri", redirect_uri.clone()),
-        ("code_verifier", verifier.clone()),
-    ];
-    let (exchange, json) = playground.token_request(&form, &shown).await;
-    keep_tokens(&mut session, json.as_ref());
-    session.nonce_matches = json
-        .as_ref()
-        .and_then(|j| j.get("id_token")?.as_str().and_then(decode_jwt))
-        .map(|(_, claims)| {
-            let claims: serde_json::Value = serde_json::from_str(&claims).unwrap_or_default();
-            claims.get("nonce").and_then(|n| n.as_str()) == Some(session.nonce.as_str())
-        });
-    session.token = Some(exchange);
-    playground.save(&jar, session);
-    Redirect::to(&format!("{}#token", paths::PLAYGROUND)).into_response()
+    run_step(&state, &jar, &form, Step::Exchange).await
 }
 
 /// `POST /playground/refresh`: the refresh_token grant (RFC 6749 §6), from the server.
@@ -636,34 +610,7 @@ pub async fn refresh(
     jar: CookieJar,
     Form(form): Form<StepForm>,
 ) -> Response {
-    let Some(playground) = state.playground.as_deref() else {
-        return not_found();
-    };
-    let Some(mut session) = posted_session(playground, &jar, &form) else {
-        return Redirect::to(paths::PLAYGROUND).into_response();
-    };
-    let Some(refresh_token) = session.refresh_token.clone() else {
-        return Redirect::to(paths::PLAYGROUND).into_response();
-    };
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token.as_str()),
-    ];
-    let shown = [
-        ("grant_type", "refresh_token".to_owned()),
-        (
-            "refresh_token",
-            format!(
-                "[redacted: {} characters, kept on the server]",
-                refresh_token.len()
-            ),
-        ),
-    ];
-    let (exchange, json) = playground.token_request(&form, &shown).await;
-    keep_tokens(&mut session, json.as_ref());
-    session.refresh = Some(exchange);
-    playground.save(&jar, session);
-    Redirect::to(&format!("{}#refresh-step", paths::PLAYGROUND)).into_response()
+    run_step(&state, &jar, &form, Step::Refresh).await
 }
 
 /// `POST /playground/userinfo`: the protected resource, with the access token as bearer.
@@ -672,18 +619,97 @@ pub async fn userinfo(
     jar: CookieJar,
     Form(form): Form<StepForm>,
 ) -> Response {
+    run_step(&state, &jar, &form, Step::Userinfo).await
+}
+
+/// Runs a step for the browser's session when the form carries its CSRF token and the step's
+/// input exists (a code, a refresh token, an access token); back to the page either way.
+async fn run_step(state: &AppState, jar: &CookieJar, form: &StepForm, step: Step) -> Response {
     let Some(playground) = state.playground.as_deref() else {
         return not_found();
     };
-    let Some(mut session) = posted_session(playground, &jar, &form) else {
+    let Some(mut session) = posted_session(playground, jar, form) else {
         return Redirect::to(paths::PLAYGROUND).into_response();
     };
-    let Some(access_token) = session.access_token.clone() else {
+    let anchor = match step {
+        Step::Exchange => playground
+            .exchange_code(&mut session)
+            .await
+            .then_some("token"),
+        Step::Refresh => playground
+            .refresh(&mut session)
+            .await
+            .then_some("refresh-step"),
+        Step::Userinfo => playground
+            .userinfo(&mut session)
+            .await
+            .then_some("userinfo-step"),
+    };
+    let Some(anchor) = anchor else {
         return Redirect::to(paths::PLAYGROUND).into_response();
     };
-    session.userinfo = Some(playground.userinfo_request(&access_token).await);
-    playground.save(&jar, session);
-    Redirect::to(&format!("{}#userinfo-step", paths::PLAYGROUND)).into_response()
+    playground.save(jar, session);
+    Redirect::to(&format!("{}#{anchor}", paths::PLAYGROUND)).into_response()
+}
+
+impl Playground {
+    /// Trades the session's code (RFC 6749 §4.1.3) and checks the ID token's `nonce`.
+    async fn exchange_code(&self, session: &mut Session) -> bool {
+        let Some(code) = session.callback.as_ref().and_then(|c| c.code.clone()) else {
+            return false;
+        };
+        let (redirect_uri, verifier) = (self.redirect_uri.clone(), session.verifier.clone());
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let shown: Vec<(&str, String)> = form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let (exchange, json) = self.token_request(&form, &shown).await;
+        keep_tokens(session, json.as_ref());
+        session.nonce_matches = json
+            .as_ref()
+            .and_then(|j| j.get("id_token")?.as_str().and_then(decode_jwt))
+            .map(|(_, claims)| {
+                let claims: serde_json::Value = serde_json::from_str(&claims).unwrap_or_default();
+                claims.get("nonce").and_then(|n| n.as_str()) == Some(session.nonce.as_str())
+            });
+        session.token = Some(exchange);
+        true
+    }
+
+    /// The refresh_token grant with the session's refresh token.
+    async fn refresh(&self, session: &mut Session) -> bool {
+        let Some(refresh_token) = session.refresh_token.clone() else {
+            return false;
+        };
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        let redacted = format!(
+            "[redacted: {} characters, kept on the server]",
+            refresh_token.len()
+        );
+        let shown = [
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", redacted),
+        ];
+        let (exchange, json) = self.token_request(&form, &shown).await;
+        keep_tokens(session, json.as_ref());
+        session.refresh = Some(exchange);
+        true
+    }
+
+    /// Userinfo with the session's access token.
+    async fn userinfo(&self, session: &mut Session) -> bool {
+        let Some(access_token) = session.access_token.clone() else {
+            return false;
+        };
+        session.userinfo = Some(self.userinfo_request(&access_token).await);
+        true
+    }
 }
 
 /// Keeps the tokens of a successful token response, on the server.

@@ -509,14 +509,6 @@ async fn after_login(
         .map_err(internal)?
         .is_some_and(|granted| request.scope.is_subset(&granted));
     if covered && !request.prompt.consent {
-        let detail = Detail::new().with("consent", "an earlier consent covers the scope");
-        svc.trail.record(
-            now,
-            Some(&pending.id_hash),
-            None,
-            "consent_remembered",
-            detail,
-        );
         return Ok(Next::Client(issue_code(svc, pending, None, now).await?));
     }
     if request.prompt.none {
@@ -574,8 +566,14 @@ async fn issue_code(
         return Err(FlowError::UnknownFlow);
     }
     tracing::info!(target: "audit", event = "code_issued", client_id = %request.client_id, sub = %new_code.grant.user_id);
+    let consent_note = if consent.is_some() {
+        "given on the consent page"
+    } else {
+        "an earlier consent covers the scope: no consent page"
+    };
     let detail = Detail::new()
         .with("code", "[redacted]")
+        .with("consent", consent_note)
         .with("scope", new_code.grant.scope.to_string())
         .with("expires_in", svc.settings.code_ttl)
         .with("sent to", request.redirect_uri.as_str());

@@ -40,6 +40,8 @@ pub struct Settings {
     pub pending_ttl: i64,
     /// Encrypts signing keys at rest (`--secret-key-file`); none by default.
     pub sealer: Arc<crate::crypto::Sealer>,
+    /// Record each flow's steps for `latchkey explain` (on by default).
+    pub flow_trail: bool,
 }
 
 impl Settings {
@@ -56,6 +58,7 @@ impl Settings {
             session_idle_ttl: 3600,
             pending_ttl: 30 * 60,
             sealer: Arc::new(crate::crypto::Sealer::none()),
+            flow_trail: true,
         }
     }
 
@@ -86,7 +89,11 @@ impl Latchkey {
     ) -> Result<Self, KeyError> {
         let keys = KeyRing::load_or_create(store.as_ref(), &settings.sealer, clock.now()).await?;
         Ok(Latchkey {
-            trail: trail::Trail::spawn(store.clone()),
+            trail: if settings.flow_trail {
+                trail::Trail::spawn(store.clone())
+            } else {
+                trail::Trail::off()
+            },
             store,
             clock,
             keys: std::sync::RwLock::new(Arc::new(keys)),

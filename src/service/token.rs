@@ -182,21 +182,7 @@ async fn exchange_code(
         }
     };
     tracing::info!(target: "audit", event = "code_redeemed", client_id = %client.id, sub = %grant.user_id, grant_id = %grant.grant_id);
-    let detail = Detail::new()
-        .with("client_id", client.id.as_str())
-        .with("redirect_uri", "matched the authorization request")
-        .with(
-            "pkce",
-            if grant.code_challenge.is_some() {
-                "code_verifier matched (S256)"
-            } else {
-                "not used (client opted out)"
-            },
-        )
-        .with("refresh_token", with_refresh);
-    svc.trail
-        .record(now, None, Some(&grant.grant_id), "code_redeemed", detail);
-    let access_token = sign(
+    let (access_token, jti) = sign(
         svc,
         client,
         &grant.grant_id,
@@ -216,6 +202,20 @@ async fn exchange_code(
         now,
     )
     .await?;
+    let pkce = if grant.code_challenge.is_some() {
+        "code_verifier matched the challenge (S256)"
+    } else {
+        "not used (client opted out)"
+    };
+    let detail = issued_detail(svc, client, &jti, &grant.scope, id_token.is_some())
+        .with("redirect_uri", "matched the authorization request")
+        .with("pkce", pkce)
+        .with(
+            "refresh_token",
+            if with_refresh { "issued" } else { "none" },
+        );
+    svc.trail
+        .record(now, None, Some(&grant.grant_id), "code_redeemed", detail);
     Ok(Issued {
         access_token,
         expires_in: svc.settings.access_token_ttl,
@@ -268,17 +268,7 @@ async fn refresh(
         }
     };
     tracing::info!(target: "audit", event = "token_refreshed", client_id = %client.id, sub = %grant.user_id, grant_id = %grant.grant_id);
-    let detail = Detail::new()
-        .with("client_id", client.id.as_str())
-        .with("scope", scope.to_string());
-    svc.trail.record(
-        now,
-        None,
-        Some(&grant.grant_id),
-        "refresh_token_rotated",
-        detail,
-    );
-    let access_token = sign(
+    let (access_token, jti) = sign(
         svc,
         client,
         &grant.grant_id,
@@ -300,6 +290,15 @@ async fn refresh(
         now,
     )
     .await?;
+    let detail = issued_detail(svc, client, &jti, &scope, id_token.is_some())
+        .with("refresh_token", "rotated: the presented one is spent");
+    svc.trail.record(
+        now,
+        None,
+        Some(&grant.grant_id),
+        "refresh_token_rotated",
+        detail,
+    );
     Ok(Issued {
         access_token,
         expires_in: svc.settings.access_token_ttl,
@@ -324,7 +323,7 @@ fn client_credentials(
     }
     let scope = rules::client_credentials_scope(requested, &client.scopes)?;
     let now = svc.now();
-    let access_token = sign(svc, client, CLIENT_GRANT, &client.id, &scope, now, now)?;
+    let (access_token, _) = sign(svc, client, CLIENT_GRANT, &client.id, &scope, now, now)?;
     Ok(Issued {
         access_token,
         expires_in: svc.settings.access_token_ttl,
@@ -381,7 +380,29 @@ fn new_refresh_token(svc: &Latchkey, now: i64) -> (RefreshToken, NewRefreshToken
     (token, record)
 }
 
-/// Signs an RFC 9068 access token for `client` with the key of the client's algorithm.
+/// What the trail records of issued tokens: the access token by `jti`, never the tokens.
+fn issued_detail(
+    svc: &Latchkey,
+    client: &Client,
+    jti: &str,
+    scope: &Scopes,
+    id_token: bool,
+) -> Detail {
+    Detail::new()
+        .with("client_id", client.id.as_str())
+        .with(
+            "access_token",
+            format!(
+                "jti {jti}, {}, scope \"{scope}\", expires in {} s",
+                client.access_token_alg.as_str(),
+                svc.settings.access_token_ttl
+            ),
+        )
+        .with("id_token", if id_token { "issued" } else { "none" })
+}
+
+/// Signs an RFC 9068 access token for `client` with the key of the client's algorithm; returns
+/// it with its `jti`.
 fn sign(
     svc: &Latchkey,
     client: &Client,
@@ -390,7 +411,7 @@ fn sign(
     scope: &Scopes,
     auth_time: i64,
     now: i64,
-) -> Result<AccessToken, TokenFailure> {
+) -> Result<(AccessToken, String), TokenFailure> {
     let claims = AccessTokenClaims {
         iss: svc.settings.issuer.clone(),
         sub: sub.to_owned(),
@@ -413,15 +434,5 @@ fn sign(
     let token = access_token::sign(&claims, key).map_err(|e| TokenFailure::Internal(e.into()))?;
     // The `jti` names the token without being it.
     tracing::info!(target: "audit", event = "access_token_issued", client_id = %client.id, sub = %sub, grant_id = %grant_id, jti = %claims.jti);
-    let detail = Detail::new()
-        .with("jti", claims.jti.as_str())
-        .with("sub", sub)
-        .with("aud", claims.aud.as_str())
-        .with("scope", claims.scope.as_str())
-        .with("alg", client.access_token_alg.as_str())
-        .with("expires_in", svc.settings.access_token_ttl);
-    let grant = (!grant_id.is_empty()).then_some(grant_id);
-    svc.trail
-        .record(now, None, grant, "access_token_issued", detail);
-    Ok(token)
+    Ok((token, claims.jti))
 }

@@ -27,10 +27,16 @@ const BATCH: usize = 256;
 /// Records flow events; cheap to call from any request.
 #[derive(Debug)]
 pub struct Trail {
-    queue: mpsc::Sender<FlowEvent>,
+    /// `None` when the trail is off (`--no-flow-trail`).
+    queue: Option<mpsc::Sender<FlowEvent>>,
 }
 
 impl Trail {
+    /// A trail that records nothing.
+    pub fn off() -> Self {
+        Trail { queue: None }
+    }
+
     /// Starts the writer task on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (queue, mut events) = mpsc::channel::<FlowEvent>(QUEUE);
@@ -43,7 +49,7 @@ impl Trail {
                 batch.clear();
             }
         });
-        Trail { queue }
+        Trail { queue: Some(queue) }
     }
 
     /// Records one step. `flow` labels the authorization request ([`flow_label`]), `grant_id`
@@ -56,6 +62,9 @@ impl Trail {
         event: &'static str,
         detail: Detail,
     ) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
         let event = FlowEvent {
             at,
             request_id: crate::telemetry::current_request_id().unwrap_or_else(|| "-".to_owned()),
@@ -64,7 +73,7 @@ impl Trail {
             event: event.to_owned(),
             detail: Value::Object(detail.0).to_string(),
         };
-        if self.queue.try_send(event).is_err() {
+        if queue.try_send(event).is_err() {
             tracing::warn!("flow trail queue full: an event was dropped");
         }
     }

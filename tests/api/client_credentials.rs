@@ -5,7 +5,6 @@
 use latchkey::protocol::types::GrantType;
 use latchkey::service::admin::{self, AdminError, NewClient};
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -17,17 +16,6 @@ fn machine(public: bool, grants: Vec<GrantType>) -> NewClient {
         extra_grant_types: grants,
         ..NewClient::new("Batch job", CB)
     }
-}
-
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// RFC 6749 §4.4.3 and RFC 9068 §2.2: the token names the client as its subject, carries the
@@ -59,7 +47,7 @@ async fn client_credentials_token_is_the_clients_own() {
     );
     assert!(body.get("id_token").is_none());
     let token = body["access_token"].as_str().unwrap();
-    let jwt = claims(token);
+    let jwt = jwt_claims(token);
     assert_eq!(jwt["sub"], client.id.as_str());
     assert_eq!(jwt["client_id"], client.id.as_str());
     assert_eq!(jwt["aud"], "https://api.example");

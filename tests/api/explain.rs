@@ -49,7 +49,6 @@ async fn explain_prints_the_whole_flow_from_any_of_its_request_ids_without_secre
         "consent_given",
         "code_issued",
         "code_redeemed",
-        "access_token_issued",
         "refresh_token_rotated",
     ];
     let mut at = 0;
@@ -69,6 +68,18 @@ async fn explain_prints_the_whole_flow_from_any_of_its_request_ids_without_secre
         "{timeline}"
     );
     assert!(timeline.contains("pkce: S256"), "{timeline}");
+    assert!(
+        timeline.contains("pkce: code_verifier matched the challenge (S256)"),
+        "{timeline}"
+    );
+    let jti = jwt_claims(&access_token)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        timeline.contains(&format!("access_token: jti {jti}, ES256")),
+        "{timeline}"
+    );
     assert!(
         timeline.contains("state: [redacted, 3 characters]"),
         "{timeline}"
