@@ -12,4 +12,4 @@ CREATE TABLE flow_events (
 );
 -- No secondary index: every request that starts, advances or ends a flow appends here, so
 -- each index would tax the hot paths, while `latchkey explain` is an operator's occasional
--- query over at most TRAIL_MAX_EVENTS rows (a scan of well under a second).
+-- query over at most TRAIL_MAX_EVENTS rows (about a second on SQLite at 1,000,000, BENCHMARKS.md).

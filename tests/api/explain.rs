@@ -176,3 +176,20 @@ fn explain_of_an_unknown_request_id_fails_with_one_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn no_flow_trail_records_nothing() {
+    let db = Db::new();
+    let server = Server::spawn(db.command(&["serve", "--bind", "127.0.0.1:0", "--no-flow-trail"]));
+    let app = TestApp::attach(server.base.clone(), &db.url).await;
+    app.user("alice").await;
+    let client = app.client().await;
+    let flow = flow(&app, &client, "alice", "openid").await;
+    let exchanged = exchange(&app, &client, &flow.code, &flow.verifier).await;
+    assert_eq!(exchanged.status, StatusCode::OK);
+    let id = exchanged.header("x-request-id").unwrap().to_owned();
+    let out = run_bounded(db.command(&["explain", &id]), "");
+    assert!(!out.status.success(), "nothing recorded for {id}");
+    let counts = app.store.table_counts().await.unwrap();
+    assert!(counts.contains(&("flow_events", 0)), "{counts:?}");
+}
