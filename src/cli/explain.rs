@@ -43,7 +43,7 @@ pub fn timeline(request_id: &str, events: &[FlowEvent]) -> String {
         .filter_map(|e| e.grant_id.as_deref())
         .collect();
     grants.dedup();
-    let mut out = format!("Request {request_id}");
+    let mut out = format!("Request {}", printable(request_id));
     if !flows.is_empty() {
         out.push_str(&format!(", authorization request {}", flows.join(", ")));
     }
@@ -62,7 +62,7 @@ pub fn timeline(request_id: &str, events: &[FlowEvent]) -> String {
             "{marker} {}  {:<30} request {}\n",
             humantime::format_rfc3339_seconds(at),
             event.event,
-            event.request_id
+            printable(&event.request_id)
         ));
         if let Ok(serde_json::Value::Object(detail)) = serde_json::from_str(&event.detail) {
             for (name, value) in detail {
@@ -70,11 +70,31 @@ pub fn timeline(request_id: &str, events: &[FlowEvent]) -> String {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
                 };
-                out.push_str(&format!("      {name}: {value}\n"));
+                out.push_str(&format!(
+                    "      {}: {}\n",
+                    printable(&name),
+                    printable(&value)
+                ));
             }
         }
     }
     out
+}
+
+/// Values a request carried (a redirect URI, a client id) may hold control characters: shown
+/// escaped, so none can move the terminal's cursor or fake a line of the timeline.
+fn printable(value: &str) -> String {
+    value
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,5 +128,17 @@ mod tests {
         assert!(text.contains("> 2025-11-25T22:00:00Z  login_succeeded "));
         assert!(text.contains("      client_id: c1\n"));
         assert!(text.contains("      sub: u1\n"));
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let events = [event(
+            "r1",
+            "authorization_request_refused",
+            r#"{"redirect_uri received":"https://a.example/\u001b[2J\n> fake line"}"#,
+        )];
+        let text = timeline("r1", &events);
+        assert!(!text.contains('\u{1b}'));
+        assert!(text.contains("\\u{1b}[2J\\n> fake line"), "{text}");
     }
 }

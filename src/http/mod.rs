@@ -208,6 +208,7 @@ pub fn router(state: AppState, demo: bool) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::map_request(drop_unusable_request_id))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -281,6 +282,28 @@ async fn with_page_headers(State(state): State<AppState>, mut response: Response
     response
 }
 
+/// A proxy's `X-Request-Id` is kept, so logs correlate across hops, when it is a plain token of
+/// at most 64 characters; anything else is dropped and a fresh id made. The id is written to
+/// logs, pages and the flow trail, so its size and alphabet must be bounded.
+async fn drop_unusable_request_id(
+    mut request: Request<axum::body::Body>,
+) -> Request<axum::body::Body> {
+    let usable = |v: &HeaderValue| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 64
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let headers = request.headers_mut();
+    let all: Vec<&HeaderValue> = headers.get_all(&REQUEST_ID).iter().collect();
+    if !(all.is_empty() || (all.len() == 1 && usable(all[0]))) {
+        headers.remove(&REQUEST_ID);
+    }
+    request
+}
+
 /// Renders the error pages that [`error::HttpError`] answered with, using the configured
 /// templates (a response cannot reach the state by itself). Runs inside the request-id scope.
 async fn render_error_pages(State(state): State<AppState>, mut response: Response) -> Response {
@@ -289,7 +312,7 @@ async fn render_error_pages(State(state): State<AppState>, mut response: Respons
     };
     let mut rendered = state.pages.render(response.status(), &page);
     for (name, value) in response.headers() {
-        rendered.headers_mut().insert(name.clone(), value.clone());
+        rendered.headers_mut().append(name.clone(), value.clone());
     }
     rendered = with_page_headers(State(state), rendered).await;
     rendered

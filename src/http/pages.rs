@@ -446,7 +446,7 @@ fn page_samples() -> Vec<(&'static str, Value)> {
         csrf_token: "csrf",
         client_name: "Sample app",
         failed,
-        username: "alice",
+        username: if failed { "alice" } else { "" },
     };
     let consent = |extends_grant| Consent {
         flow: "flow",
@@ -459,26 +459,34 @@ fn page_samples() -> Vec<(&'static str, Value)> {
         }],
         extends_grant,
     };
-    let error = |explained: bool| ErrorPage {
+    let error = |explained: bool, facts: bool| ErrorPage {
         title: "Title".to_owned(),
         message: "Message.".to_owned(),
         explanation: explained.then(|| "Explanation.".to_owned()),
-        facts: vec![(
-            "redirect_uri".to_owned(),
-            "https://app.example/cb".to_owned(),
-        )],
+        facts: if facts {
+            vec![(
+                "redirect_uri".to_owned(),
+                "https://app.example/cb".to_owned(),
+            )]
+        } else {
+            Vec::new()
+        },
         request_id: "00000000-0000-0000-0000-000000000000".to_owned(),
     };
-    let account = |signed_in| Account {
+    let account = |signed_in, failed, grants: bool| Account {
         signed_in,
         csrf_token: "csrf",
         username: "alice",
-        failed: !signed_in,
-        grants: vec![AccountGrant {
-            client_id: "id",
-            client_name: "Sample app",
-            scope: "openid".to_owned(),
-        }],
+        failed,
+        grants: if grants {
+            vec![AccountGrant {
+                client_id: "id",
+                client_name: "Sample app",
+                scope: "openid".to_owned(),
+            }]
+        } else {
+            Vec::new()
+        },
     };
     let end_session = |name| EndSessionConfirm {
         csrf_token: "csrf",
@@ -490,10 +498,34 @@ fn page_samples() -> Vec<(&'static str, Value)> {
         (Login::TEMPLATE, Value::from_serialize(login(true))),
         (Consent::TEMPLATE, Value::from_serialize(consent(false))),
         (Consent::TEMPLATE, Value::from_serialize(consent(true))),
-        (ErrorPage::TEMPLATE, Value::from_serialize(error(false))),
-        (ErrorPage::TEMPLATE, Value::from_serialize(error(true))),
-        (Account::TEMPLATE, Value::from_serialize(account(false))),
-        (Account::TEMPLATE, Value::from_serialize(account(true))),
+        (
+            ErrorPage::TEMPLATE,
+            Value::from_serialize(error(false, false)),
+        ),
+        (
+            ErrorPage::TEMPLATE,
+            Value::from_serialize(error(true, false)),
+        ),
+        (
+            ErrorPage::TEMPLATE,
+            Value::from_serialize(error(true, true)),
+        ),
+        (
+            Account::TEMPLATE,
+            Value::from_serialize(account(false, false, false)),
+        ),
+        (
+            Account::TEMPLATE,
+            Value::from_serialize(account(false, true, false)),
+        ),
+        (
+            Account::TEMPLATE,
+            Value::from_serialize(account(true, false, false)),
+        ),
+        (
+            Account::TEMPLATE,
+            Value::from_serialize(account(true, false, true)),
+        ),
         (SignedOut::TEMPLATE, Value::from_serialize(SignedOut {})),
         (
             EndSessionConfirm::TEMPLATE,

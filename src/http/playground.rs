@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Form, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
@@ -23,6 +23,7 @@ use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::extract::require_same_origin;
 use super::pages::Page;
 use crate::crypto;
 use crate::protocol::metadata::paths;
@@ -44,6 +45,9 @@ pub struct Playground {
     local_base: String,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, Session>>,
+    /// One step at a time: a double click must not send a code or refresh token twice (the
+    /// second would be a replay, and revoke the grant).
+    steps: tokio::sync::Mutex<()>,
 }
 
 /// One browser's run through the flow.
@@ -112,6 +116,7 @@ impl Playground {
             local_base,
             http,
             sessions: Mutex::new(HashMap::new()),
+            steps: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -129,7 +134,10 @@ impl Playground {
             return;
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.insert(id, session);
+        // A session evicted meanwhile stays gone.
+        if let Some(slot) = sessions.get_mut(&id) {
+            *slot = session;
+        }
     }
 
     /// A new session with a fresh `state`, PKCE verifier and `nonce`, and the authorization
@@ -474,44 +482,49 @@ impl PlaygroundPage {
     }
 }
 
-/// Sample values for the start-up check of the template: nothing started, and every panel.
+/// Sample values for the start-up check of the template, one per state the page can be in:
+/// not started, started, back without a code (state and iss wrong), and every panel filled.
 pub fn samples() -> Vec<(&'static str, Value)> {
-    let page = |full: bool| {
+    let page = |stage: u8| {
+        let full = stage == 3;
         let exchange = full.then(|| Exchange {
             request: "POST /token".to_owned(),
             status: 200,
             response: "{}".to_owned(),
         });
         PlaygroundPage {
-            started: full,
+            started: stage > 0,
             csrf_token: "csrf".to_owned(),
             username: DEMO_USERNAME,
             client_id: PLAYGROUND_CLIENT_ID,
             redirect_uri: "https://issuer.example/playground/callback".to_owned(),
-            authorization_url: full.then(|| "https://issuer.example/authorize?x=y".to_owned()),
+            authorization_url: (stage > 0)
+                .then(|| "https://issuer.example/authorize?x=y".to_owned()),
             authorization_params: vec![("x".to_owned(), "y".to_owned())],
-            callback: full.then(|| Callback {
-                params: vec![("code".to_owned(), "c".to_owned())],
-                state_matches: true,
-                iss_matches: true,
-                code: Some("c".to_owned()),
-                error: Some("access_denied".to_owned()),
+            callback: (stage > 1).then(|| Callback {
+                params: vec![("error".to_owned(), "access_denied".to_owned())],
+                state_matches: full,
+                iss_matches: full,
+                code: full.then(|| "c".to_owned()),
+                error: (!full).then(|| "access_denied".to_owned()),
             }),
             token: exchange.clone(),
             jwt_header: full.then(|| "{}".to_owned()),
             jwt_claims: full.then(|| "{}".to_owned()),
-            nonce_matches: full.then_some(true),
+            nonce_matches: full.then_some(stage == 3),
             refresh: exchange.clone(),
             userinfo: exchange,
             lanes: &LANES,
-            arrows: diagram(full, [full, full, full, full, false, false, false, false]),
-            current: full.then(|| "step 5".to_owned()),
+            arrows: diagram(
+                stage > 0,
+                [full, full, full, full, false, false, false, false],
+            ),
+            current: (stage > 0 && !full).then(|| "step 1".to_owned()),
         }
     };
-    vec![
-        (PlaygroundPage::TEMPLATE, Value::from_serialize(page(false))),
-        (PlaygroundPage::TEMPLATE, Value::from_serialize(page(true))),
-    ]
+    (0..=3)
+        .map(|stage| (PlaygroundPage::TEMPLATE, Value::from_serialize(page(stage))))
+        .collect()
 }
 
 /// The routes are mounted with the playground only; without it they do not exist.
@@ -532,10 +545,13 @@ pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Response {
 }
 
 /// `POST /playground/start`: a new run, and its authorization request.
-pub async fn start(State(state): State<AppState>, jar: CookieJar) -> Response {
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> Response {
     let Some(playground) = state.playground.as_deref() else {
         return not_found();
     };
+    if let Err(refused) = require_same_origin(&state, &headers) {
+        return refused.into_response();
+    }
     let (id, _) = playground.start();
     let cookie = Cookie::build((COOKIE, id))
         .path(paths::PLAYGROUND)
@@ -598,36 +614,49 @@ enum Step {
 /// `POST /playground/exchange`: the token request, sent from the server.
 pub async fn exchange(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<StepForm>,
 ) -> Response {
-    run_step(&state, &jar, &form, Step::Exchange).await
+    run_step(&state, &headers, &jar, &form, Step::Exchange).await
 }
 
 /// `POST /playground/refresh`: the refresh_token grant (RFC 6749 §6), from the server.
 pub async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<StepForm>,
 ) -> Response {
-    run_step(&state, &jar, &form, Step::Refresh).await
+    run_step(&state, &headers, &jar, &form, Step::Refresh).await
 }
 
 /// `POST /playground/userinfo`: the protected resource, with the access token as bearer.
 pub async fn userinfo(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<StepForm>,
 ) -> Response {
-    run_step(&state, &jar, &form, Step::Userinfo).await
+    run_step(&state, &headers, &jar, &form, Step::Userinfo).await
 }
 
 /// Runs a step for the browser's session when the form carries its CSRF token and the step's
 /// input exists (a code, a refresh token, an access token); back to the page either way.
-async fn run_step(state: &AppState, jar: &CookieJar, form: &StepForm, step: Step) -> Response {
+async fn run_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    form: &StepForm,
+    step: Step,
+) -> Response {
     let Some(playground) = state.playground.as_deref() else {
         return not_found();
     };
+    if let Err(refused) = require_same_origin(state, headers) {
+        return refused.into_response();
+    }
+    let _one_at_a_time = playground.steps.lock().await;
     let Some(mut session) = posted_session(playground, jar, form) else {
         return Redirect::to(paths::PLAYGROUND).into_response();
     };
@@ -653,9 +682,16 @@ async fn run_step(state: &AppState, jar: &CookieJar, form: &StepForm, step: Step
 }
 
 impl Playground {
-    /// Trades the session's code (RFC 6749 §4.1.3) and checks the ID token's `nonce`.
+    /// Trades the session's code (RFC 6749 §4.1.3) and checks the ID token's `nonce`. Only
+    /// once, and only for a response whose `state` and `iss` matched: a client must refuse
+    /// any other (RFC 6749 §10.12, RFC 9207 §2.4).
     async fn exchange_code(&self, session: &mut Session) -> bool {
-        let Some(code) = session.callback.as_ref().and_then(|c| c.code.clone()) else {
+        let Some(code) = session
+            .callback
+            .as_ref()
+            .filter(|c| c.state_matches && c.iss_matches && session.token.is_none())
+            .and_then(|c| c.code.clone())
+        else {
             return false;
         };
         let (redirect_uri, verifier) = (self.redirect_uri.clone(), session.verifier.clone());

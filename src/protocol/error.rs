@@ -90,10 +90,10 @@ impl UntrustedRequest {
                 "Send client_id and redirect_uri once each: with two values Latchkey cannot tell which one is meant (RFC 6749 §3.1)."
             }
             MissingRedirectUri => {
-                "Send redirect_uri, set to one of the client's registered redirect URIs (below). Latchkey always requires it, so the token request can be held to the same value."
+                "Send redirect_uri, set to one of the client's registered redirect URIs (`latchkey client show CLIENT_ID` lists them). Latchkey always requires it, so the token request can be held to the same value."
             }
             UnregisteredRedirectUri => {
-                "Send one of the registered redirect URIs (below) exactly: scheme, host, port, path and query are compared character for character (RFC 9700 §4.1.3), so a trailing slash, http for https or another port all differ. Only loopback redirect URIs of public clients may change the port (RFC 8252 §7.3). To use another URI, register a client with it (`latchkey client create --redirect-uri …`)."
+                "Send one of the client's registered redirect URIs exactly: scheme, host, port, path and query are compared character for character (RFC 9700 §4.1.3), so a trailing slash, http for https or another port all differ. Only loopback redirect URIs of public clients may change the port (RFC 8252 §7.3). To use another URI, register a client with it (`latchkey client create --redirect-uri …`)."
             }
             RepeatedLogoutParameter => "Send each parameter of the logout request once.",
             UnregisteredPostLogoutRedirectUri => {

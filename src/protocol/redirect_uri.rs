@@ -88,6 +88,54 @@ pub fn is_registered(registered: &[String], requested: &str, public: bool) -> bo
 /// already in canonical form (so no parser leniency can widen the match). An explicit `:80`,
 /// which the parser drops from the canonical form, is the one difference allowed: RFC 8252
 /// §7.3 allows any port.
+/// For the developer of a client whose redirect URI was refused: how the received one differs
+/// from the closest registered one, without saying what is registered (the error page is
+/// public, and registered URIs may name internal hosts).
+pub fn near_miss(registered: &[String], received: &str) -> &'static str {
+    let Ok(got) = Url::parse(received) else {
+        return "The redirect_uri received is not an absolute URI.";
+    };
+    let differs_only = |change: &dyn Fn(&mut Url)| {
+        registered
+            .iter()
+            .filter_map(|r| Url::parse(r).ok())
+            .any(|mut r| {
+                let mut g = got.clone();
+                change(&mut r);
+                change(&mut g);
+                r == g
+            })
+    };
+    let trim_slash = |u: &mut Url| {
+        let path = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&path);
+    };
+    let no_scheme = |u: &mut Url| {
+        let _ = u.set_scheme("https");
+    };
+    let no_port = |u: &mut Url| {
+        let _ = u.set_port(None);
+    };
+    let no_query = |u: &mut Url| u.set_query(None);
+    let lower_path = |u: &mut Url| {
+        let path = u.path().to_ascii_lowercase();
+        u.set_path(&path);
+    };
+    if differs_only(&trim_slash) {
+        "It differs from a registered redirect URI only by a trailing slash."
+    } else if differs_only(&no_scheme) {
+        "It differs from a registered redirect URI only in its scheme (http or https)."
+    } else if differs_only(&no_port) {
+        "It differs from a registered redirect URI only in its port."
+    } else if differs_only(&no_query) {
+        "It differs from a registered redirect URI only in its query."
+    } else if differs_only(&lower_path) {
+        "It differs from a registered redirect URI only in upper or lower case."
+    } else {
+        "No registered redirect URI is close to it; `latchkey client show CLIENT_ID` lists them."
+    }
+}
+
 fn loopback_without_port(raw: &str) -> Option<String> {
     let mut url = Url::parse(raw).ok()?;
     let canonical = url.as_str() == raw || is_canonical_with_port_80(&url, raw);
@@ -121,6 +169,27 @@ fn is_loopback_host(url: &Url) -> bool {
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
         Some(Host::Domain(d)) => d == "localhost",
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod near_miss_tests {
+    use super::near_miss;
+
+    #[test]
+    fn names_the_one_difference_without_the_registered_value() {
+        let registered = vec!["https://app.example/cb?x=1".to_owned()];
+        let hint = |got: &str| near_miss(&registered, got);
+        assert!(hint("https://app.example/cb/?x=1").contains("trailing slash"));
+        assert!(hint("http://app.example/cb?x=1").contains("scheme"));
+        assert!(hint("https://app.example:8443/cb?x=1").contains("port"));
+        assert!(hint("https://app.example/cb").contains("query"));
+        assert!(hint("https://app.example/CB?x=1").contains("case"));
+        assert!(hint("https://evil.example/cb?x=1").contains("No registered redirect URI"));
+        assert!(hint("/relative").contains("not an absolute URI"));
+        for got in ["https://app.example/cb/?x=1", "https://evil.example/"] {
+            assert!(!hint(got).contains("app.example"));
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::crypto::{self, ct_eq, token_hash};
 use crate::protocol::authorize::{self, AuthorizationRequest};
 use crate::protocol::error::{AuthorizeError, UntrustedRequest};
 use crate::protocol::params::Params;
+use crate::protocol::redirect_uri;
 use crate::protocol::token::CodeGrant;
 use crate::protocol::types::{AuthorizationCode, Client, Password, Scopes};
 use crate::store::{NewAuthorizationCode, PendingRequest};
@@ -82,13 +83,22 @@ impl FlowError {
     }
 }
 
-/// Records an untrusted request in the trail and returns it.
-fn refused(svc: &Latchkey, now: i64, error: FlowError) -> FlowError {
+/// Records an untrusted request in the trail, with `operator_only` facts the page does not
+/// show, and returns it.
+fn refused(
+    svc: &Latchkey,
+    now: i64,
+    error: FlowError,
+    operator_only: &[(&str, &str)],
+) -> FlowError {
     if let FlowError::Untrusted(untrusted) = &error {
         let mut detail = Detail::new()
             .with("reason", untrusted.cause.to_string())
             .with("answered", "error page, no redirect");
         for (name, value) in &untrusted.facts {
+            detail = detail.append(name, value);
+        }
+        for (name, value) in operator_only {
             detail = detail.append(name, value);
         }
         svc.trail
@@ -134,17 +144,25 @@ pub async fn begin(
         })?;
     let redirect_uri =
         authorize::registered_redirect_uri(params, &client.client).map_err(|cause| {
+            let registered = &client.client.redirect_uris;
             let mut error = FlowError::from(cause).with_fact(
                 "client",
                 format!("{} ({})", client.client.name, client.client.id),
             );
             if let Some(received) = params.get("redirect_uri") {
-                error = error.with_fact("redirect_uri received", received);
+                error = error
+                    .with_fact("redirect_uri received", received)
+                    .with_fact("compared", redirect_uri::near_miss(registered, received));
             }
-            for registered in &client.client.redirect_uris {
-                error = error.with_fact("registered redirect_uri", registered.as_str());
-            }
-            refused(svc, now, error)
+            // The registered URIs go to the trail, which only the operator reads; the page is
+            // public and they may name internal hosts.
+            let operator_only = registered.join(", ");
+            refused(
+                svc,
+                now,
+                error,
+                &[("registered redirect_uri", &operator_only)],
+            )
         })?;
     let request = match AuthorizationRequest::validate(params, &client.client, redirect_uri) {
         Ok(request) => request,

@@ -327,8 +327,8 @@ pub trait Store: Send + Sync + 'static {
     /// request's own events, those of the same authorization request (`flow`) and those of the
     /// grant it led to (`grant_id`), whichever step the request id belongs to.
     async fn flow_events(&self, request_id: &str) -> Result<Vec<FlowEvent>, StoreError>;
-    /// Deletes at most `batch` flow events recorded before `before`, or older than the newest
-    /// `keep` (so a flood of refused requests cannot grow the trail without bound).
+    /// Deletes every flow event older than the newest `keep` (so a flood of refused requests
+    /// cannot grow the trail without bound), and at most `batch` recorded before `before`.
     async fn purge_flow_events(
         &self,
         before: i64,

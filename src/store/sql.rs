@@ -756,15 +756,24 @@ macro_rules! sql_store {
                 }
 
                 async fn purge_flow_events(&self, before: i64, keep: i64, batch: i64) -> Result<u64, StoreError> {
-                    let done = sqlx::query(
-                        "DELETE FROM flow_events WHERE id IN (SELECT id FROM flow_events WHERE at <= $1                          OR id <= (SELECT MAX(id) FROM flow_events) - $2 LIMIT $3)",
+                    // The count cap in one range delete on the key, whatever the batch: a flood of
+                    // refused requests must not outrun the clean-up.
+                    let capped = sqlx::query(
+                        "DELETE FROM flow_events WHERE id <= (SELECT MAX(id) FROM flow_events) - $1",
+                    )
+                    .bind(keep)
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected();
+                    let aged = sqlx::query(
+                        "DELETE FROM flow_events WHERE id IN (SELECT id FROM flow_events WHERE at <= $1 LIMIT $2)",
                     )
                     .bind(before)
-                    .bind(keep)
                     .bind(batch)
                     .execute(&self.writer)
-                    .await?;
-                    Ok(done.rows_affected())
+                    .await?
+                    .rows_affected();
+                    Ok(capped + aged)
                 }
 
                 async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {

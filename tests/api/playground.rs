@@ -169,6 +169,26 @@ async fn forged_steps_and_a_foreign_state_are_refused() {
     assert_eq!(code.status, StatusCode::SEE_OTHER);
     let page = browser.get(&app.url("/playground")).await;
     assert!(page.body.contains("state does not match"), "{}", page.body);
+    // ... and not exchanged: no button, and a post does nothing.
+    assert!(!page.body.contains("id=\"exchange\""));
+    browser
+        .post_form(&app.url("/playground/exchange"), &csrf(&page))
+        .await;
+    let after = browser.get(&app.url("/playground")).await;
+    assert!(
+        !after.body.contains("Answer: <strong>"),
+        "no exchange of a foreign code"
+    );
+
+    // A cross-site post is refused outright.
+    let cross_site = reqwest::Client::new()
+        .post(app.url("/playground/start"))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
