@@ -155,13 +155,14 @@ async fn exchange_code(
         .await?
     {
         CodeRedemption::Issued(grant) => grant,
-        CodeRedemption::Rejected(error) => {
+        CodeRedemption::Rejected { error, grant_id } => {
             tracing::info!(target: "audit", event = "code_rejected", client_id = %client.id, reason = %error);
             let detail = Detail::new()
                 .with("client_id", client.id.as_str())
                 .with("error", error.code().as_str())
                 .with("reason", error.to_string());
-            svc.trail.record(now, None, None, "code_rejected", detail);
+            svc.trail
+                .record(now, None, Some(&grant_id), "code_rejected", detail);
             return Err(error.into());
         }
         CodeRedemption::Replayed { grant_id } => {
@@ -239,14 +240,14 @@ async fn refresh(
         .await?
     {
         RefreshRotation::Rotated { grant, scope } => (grant, scope),
-        RefreshRotation::Rejected(error) => {
+        RefreshRotation::Rejected { error, grant_id } => {
             tracing::info!(target: "audit", event = "refresh_rejected", client_id = %client.id, reason = %error);
             let detail = Detail::new()
                 .with("client_id", client.id.as_str())
                 .with("error", error.code().as_str())
                 .with("reason", error.to_string());
             svc.trail
-                .record(now, None, None, "refresh_rejected", detail);
+                .record(now, None, Some(&grant_id), "refresh_rejected", detail);
             return Err(error.into());
         }
         RefreshRotation::Replayed { grant_id } => {

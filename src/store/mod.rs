@@ -149,8 +149,9 @@ pub struct NewAuthorizationCode {
 pub enum CodeRedemption {
     /// The code was consumed and the grant (with its first refresh token, if any) recorded.
     Issued(CodeGrant),
-    /// The code was consumed (burned) but failed a check: nothing was issued.
-    Rejected(TokenError),
+    /// The code was consumed (burned) but failed a check: nothing was issued. `grant_id` is
+    /// the grant the code would have started (it links the failure to its flow).
+    Rejected { error: TokenError, grant_id: String },
     /// The code had been used before; the grant it started has now been revoked.
     Replayed { grant_id: String },
     /// No such code.
@@ -162,8 +163,8 @@ pub enum CodeRedemption {
 pub enum RefreshRotation {
     /// The old token is spent and `new` recorded; tokens carry `scope`.
     Rotated { grant: RefreshGrant, scope: Scopes },
-    /// A check failed; nothing changed.
-    Rejected(TokenError),
+    /// A check failed; nothing changed. `grant_id` is the token's grant.
+    Rejected { error: TokenError, grant_id: String },
     /// The token had been used before: the whole family is now revoked (RFC 9700 §4.14.2).
     Replayed { grant_id: String },
     /// No such token.

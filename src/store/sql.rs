@@ -59,7 +59,7 @@ macro_rules! sql_store {
                     let grant = CodeGrant::try_from(row)?;
                     if let Err(rejection) = check(&grant) {
                         tx.commit().await?;
-                        return Ok(CodeRedemption::Rejected(rejection));
+                        return Ok(CodeRedemption::Rejected { error: rejection, grant_id: grant.grant_id });
                     }
                     sqlx::query(
                         "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -122,7 +122,9 @@ macro_rules! sql_store {
                     let scope = match check(&grant) {
                         Ok(scope) => scope,
                         // Nothing changes: the token stays unspent for its rightful client.
-                        Err(rejection) => return Ok(RefreshRotation::Rejected(rejection)),
+                        Err(rejection) => {
+                            return Ok(RefreshRotation::Rejected { error: rejection, grant_id: grant.grant_id })
+                        }
                     };
                     insert_refresh_token(&mut tx, new, &grant.grant_id, now).await?;
                     tx.commit().await?;

@@ -1248,7 +1248,10 @@ async fn redeem_rejected_burns_the_code(s: S) {
         .await
         .expect("redeem")
     {
-        CodeRedemption::Rejected(err) => assert_eq!(err, TokenError::PkceMismatch),
+        CodeRedemption::Rejected { error, grant_id } => {
+            assert_eq!(error, TokenError::PkceMismatch);
+            assert!(!grant_id.is_empty());
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert!(s.grant("grant-a").await.expect("grant").is_none());
@@ -1485,7 +1488,10 @@ async fn rotate_rejected_leaves_token_unspent(s: S) {
         .await
         .expect("rotate")
     {
-        RefreshRotation::Rejected(err) => assert_eq!(err, TokenError::ScopeWidened),
+        RefreshRotation::Rejected { error, grant_id } => {
+            assert_eq!(error, TokenError::ScopeWidened);
+            assert!(!grant_id.is_empty());
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert!(refresh_live(&s, "1").await, "a rejection spends nothing");
@@ -1753,7 +1759,7 @@ async fn purge_deletes_only_what_is_past_the_cutoffs(s: S) {
     assert!(matches!(gone, CodeRedemption::Unknown), "got {gone:?}");
     let kept = code("recent").await;
     assert!(
-        matches!(kept, CodeRedemption::Rejected(_)),
+        matches!(kept, CodeRedemption::Rejected { .. }),
         "a code within retention stays, got {kept:?}"
     );
     assert!(s.grant("grant-g-expired").await.expect("grant").is_none());

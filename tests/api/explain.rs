@@ -193,3 +193,36 @@ async fn no_flow_trail_records_nothing() {
     let counts = app.store.table_counts().await.unwrap();
     assert!(counts.contains(&("flow_events", 0)), "{counts:?}");
 }
+
+#[tokio::test]
+async fn a_failed_token_request_leads_to_the_flow_it_failed_in() {
+    let db = Db::new();
+    let server = Server::spawn(db.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let app = TestApp::attach(server.base.clone(), &db.url).await;
+    app.user("alice").await;
+    let client = app.client().await;
+    let flow = flow(&app, &client, "alice", "openid").await;
+    let wrong = exchange(
+        &app,
+        &client,
+        &flow.code,
+        "a-verifier-that-does-not-match-0000000000000",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let id = wrong.header("x-request-id").unwrap().to_owned();
+    let timeline = explain_until(&db, &id, "code_rejected");
+    for step in [
+        "authorization_request",
+        "login_succeeded",
+        "code_issued",
+        "code_rejected",
+    ] {
+        assert!(
+            timeline.contains(&format!("  {step} ")),
+            "{step} in:\n{timeline}"
+        );
+    }
+    assert!(timeline.contains("error: invalid_grant"), "{timeline}");
+    assert!(timeline.contains("PKCE"), "{timeline}");
+}
