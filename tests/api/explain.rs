@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::cli::{Db, Server, run_bounded, text};
+use crate::cli::{Db, run_bounded, text};
 use crate::helpers::*;
+use crate::pages::serve;
 
 /// Runs `latchkey explain ID` until its output contains `until` (the trail is written just
 /// after the response, by a task of its own); returns the last output.
@@ -26,8 +27,7 @@ fn explain_until(db: &Db, request_id: &str, until: &str) -> String {
 #[tokio::test]
 async fn explain_prints_the_whole_flow_from_any_of_its_request_ids_without_secrets() {
     let db = Db::new();
-    let server = Server::spawn(db.command(&["serve", "--bind", "127.0.0.1:0"]));
-    let app = TestApp::attach(server.base.clone(), &db.url).await;
+    let (_server, app) = serve(&db, &[]).await;
     app.user("alice").await;
     let client = app.client().await;
 
@@ -118,8 +118,7 @@ async fn explain_prints_the_whole_flow_from_any_of_its_request_ids_without_secre
 #[tokio::test]
 async fn explain_shows_why_a_request_got_the_error_page_and_a_failed_login() {
     let db = Db::new();
-    let server = Server::spawn(db.command(&["serve", "--bind", "127.0.0.1:0"]));
-    let app = TestApp::attach(server.base.clone(), &db.url).await;
+    let (_server, app) = serve(&db, &[]).await;
     app.user("alice").await;
     let client = app.client().await;
     let browser = Browser::new();
@@ -180,8 +179,7 @@ fn explain_of_an_unknown_request_id_fails_with_one_line() {
 #[tokio::test]
 async fn no_flow_trail_records_nothing() {
     let db = Db::new();
-    let server = Server::spawn(db.command(&["serve", "--bind", "127.0.0.1:0", "--no-flow-trail"]));
-    let app = TestApp::attach(server.base.clone(), &db.url).await;
+    let (_server, app) = serve(&db, &["--no-flow-trail"]).await;
     app.user("alice").await;
     let client = app.client().await;
     let flow = flow(&app, &client, "alice", "openid").await;
@@ -197,8 +195,7 @@ async fn no_flow_trail_records_nothing() {
 #[tokio::test]
 async fn a_failed_token_request_leads_to_the_flow_it_failed_in() {
     let db = Db::new();
-    let server = Server::spawn(db.command(&["serve", "--bind", "127.0.0.1:0"]));
-    let app = TestApp::attach(server.base.clone(), &db.url).await;
+    let (_server, app) = serve(&db, &[]).await;
     app.user("alice").await;
     let client = app.client().await;
     let flow = flow(&app, &client, "alice", "openid").await;

@@ -7,7 +7,7 @@ use crate::cli::{Db, Server, run_bounded, text};
 use crate::helpers::*;
 
 /// Starts `serve` with `extra` flags and attaches a test app to it.
-async fn serve(db: &Db, extra: &[&str]) -> (Server, TestApp) {
+pub(crate) async fn serve(db: &Db, extra: &[&str]) -> (Server, TestApp) {
     let mut cmd = db.command(&["serve", "--bind", "127.0.0.1:0"]);
     cmd.args(extra);
     let server = Server::spawn(cmd);
