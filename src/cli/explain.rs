@@ -84,17 +84,15 @@ pub fn timeline(request_id: &str, events: &[FlowEvent]) -> String {
 /// Values a request carried (a redirect URI, a client id) may hold control characters: shown
 /// escaped, so none can move the terminal's cursor or fake a line of the timeline.
 fn printable(value: &str) -> String {
-    value
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -104,10 +104,9 @@ fn check_logo_url(raw: &str) -> Result<String, String> {
         )
     };
     let url = url::Url::parse(raw).map_err(|_| message())?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
         "https" => Ok(raw.to_owned()),
-        "http" if loopback => Ok(raw.to_owned()),
+        "http" if crate::protocol::redirect_uri::is_loopback_host(&url) => Ok(raw.to_owned()),
         _ => Err(message()),
     }
 }

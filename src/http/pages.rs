@@ -56,7 +56,8 @@ pub trait Page: Serialize {
 #[derive(Debug)]
 pub struct Pages {
     env: Environment<'static>,
-    stylesheet: String,
+    /// Shared, not copied, by every answer.
+    stylesheet: axum::body::Bytes,
     /// The stylesheet's URL, versioned by its content so it can be cached for a year.
     stylesheet_url: String,
     csp: HeaderValue,
@@ -105,7 +106,7 @@ impl Pages {
         let csp = csp(brand.logo_origin().as_deref());
         let pages = Pages {
             env,
-            stylesheet,
+            stylesheet: stylesheet.into(),
             stylesheet_url,
             csp,
         };
@@ -610,8 +611,9 @@ mod tests {
         let dir = dir_with(&[("latchkey.css", "body { color: red }")]);
         let pages = Pages::new(Branding::default(), Some(dir.path())).unwrap();
         assert_ne!(pages.stylesheet_url(), Pages::built_in().stylesheet_url());
-        assert!(pages.stylesheet.starts_with("body { color: red }"));
-        assert!(pages.stylesheet.contains("--accent"));
+        let css = std::str::from_utf8(&pages.stylesheet).unwrap();
+        assert!(css.starts_with("body { color: red }"));
+        assert!(css.contains("--accent"));
     }
 
     #[test]

@@ -163,7 +163,8 @@ fn is_canonical_with_port_80(url: &Url, raw: &str) -> bool {
         })
 }
 
-fn is_loopback_host(url: &Url) -> bool {
+/// `localhost` or a loopback IP literal (RFC 8252 §7.3, §8.3).
+pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -201,11 +200,7 @@ fn issued(body: &Value, origin: String) -> Issued {
 
 /// The `grant_id` claim of a JWT, read without verifying it (the server verifies at userinfo).
 fn grant_id_claim(jwt: &str) -> String {
-    let payload = jwt.split('.').nth(1).expect("a JWT payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    let claims: Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    let claims = jwt_claims(jwt);
     claims["grant_id"]
         .as_str()
         .unwrap_or_else(|| panic!("no grant_id claim in {claims}"))
